@@ -1,0 +1,93 @@
+"""Payload layouts shared by the pipeline's streams, defined once and imported where used.
+
+Streams are :mod:`amaranth.lib.stream` (valid/ready/payload); framing (``first``/``last``/``keep``) lives inside
+the payload. Network-side streams cannot be held back (the wire does not wait): their signatures use
+``always_ready=True``.
+"""
+
+
+
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import Out
+
+__all__ = ["BEAT_BYTES", "STAMP_BITS", "MacBeat", "MacRxSignature", "PayloadBeat", "EventKind", "ItchEvent"]
+
+#: Bytes per beat of the 64-bit network streams.
+BEAT_BYTES = 8
+
+#: Width of the arrival stamp: the low bits of the free-running cycle counter when a beat entered the card.
+#: Latencies are differences of stamps modulo 2**STAMP_BITS, so they must stay below 65536 cycles.
+STAMP_BITS = 16
+
+
+class MacBeat(data.Struct):
+    """One 64-bit beat between a MAC and the pipeline (RX and TX).
+
+    Byte 0 of the frame is ``data[0:8]`` of the ``first`` beat (little-endian lane order: lane ``i`` is
+    ``data[8*i:8*i+8]``). ``keep`` has one bit per lane; only the ``last`` beat may have a partial ``keep``
+    (lanes filled from 0 up). ``error`` is meaningful on the ``last`` beat: the MAC saw a bad FCS or a PHY error.
+    """
+    data: 64
+    keep: 8
+    first: 1
+    last: 1
+    error: 1
+
+
+class MacRxSignature(wiring.Signature):
+    """An RX port as a MAC drives it: ``valid`` and a :class:`MacBeat`, and no ``ready``, since the wire does not
+    wait. Used at the top level, where a port must be a plain signal (an ``always_ready`` stream's ``ready`` is a
+    constant); inside, blocks take ``stream.Signature(MacBeat, always_ready=True)``.
+    """
+
+    def __init__(self):
+        super().__init__({"valid": Out(1), "payload": Out(MacBeat)})
+
+
+class PayloadBeat(data.Struct):
+    """One beat of an accepted UDP payload, realigned so the payload's byte 0 is lane 0 of the ``first`` beat.
+
+    ``keep`` is contiguous from lane 0 and partial only on the ``last`` beat. ``feed`` says which input port
+    (0 = A, 1 = B) the packet came from. ``stamp`` is the arrival stamp of the RX beat that carried this beat's
+    highest valid byte. ``error`` on the ``last`` beat: the frame's FCS was bad.
+    """
+    data: 64
+    keep: 8
+    first: 1
+    last: 1
+    error: 1
+    feed: 1
+    stamp: STAMP_BITS
+
+
+class EventKind(enum.Enum, shape=4):
+    """What a normalized ITCH event means to the book and the strategy."""
+    ADD = 0                 # A and F: new order (order_ref, side, shares, price, locate)
+    EXECUTE = 1             # E: shares executed at the order's own price
+    EXECUTE_WITH_PRICE = 2  # C: shares executed at ``price`` (the book still uses the order's price)
+    CANCEL = 3              # X: shares cancelled
+    DELETE = 4              # D: order removed
+    REPLACE = 5             # U: order_ref replaced by new_order_ref with shares and price
+    TRADE = 6               # P: non-cross trade (does not touch the book)
+    CROSS_TRADE = 7         # Q: cross trade (does not touch the book)
+    SYSTEM_EVENT = 8        # S: ``code`` holds the event code (O S Q M E C)
+    TRADING_ACTION = 9      # H: ``code`` holds the trading state (H P Q T)
+
+
+class ItchEvent(data.Struct):
+    """One normalized ITCH 5.0 event, the ingest's output and the book's input.
+
+    Fields a message type does not carry are zero. ``side`` is 1 for a sell ('S'), 0 for a buy ('B').
+    ``price`` is Price(4) ticks. ``stamp`` is the arrival stamp of the RX beat that carried the message's last byte.
+    """
+    kind: EventKind
+    locate: 16
+    order_ref: 64
+    new_order_ref: 64
+    side: 1
+    shares: 32
+    price: 32
+    match_number: 64
+    timestamp: 48
+    code: 8
+    stamp: STAMP_BITS

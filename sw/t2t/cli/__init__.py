@@ -1,0 +1,1 @@
+"""The ``t2t`` command line."""

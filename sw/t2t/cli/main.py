@@ -1,0 +1,57 @@
+"""Entry point of the ``t2t`` command line.
+
+Each command family lives in its own module under :mod:`t2t.cli` and exposes ``register(subparsers)``,
+which adds its sub-commands and sets ``handler`` (a function of the parsed args returning an exit code).
+
+Exit codes: 0 success, 1 the operation failed (card refused, check failed), 2 bad usage or bad input file,
+3 the card could not be opened.
+"""
+
+import argparse
+import os
+import sys
+
+from . import feed as feed_commands
+from . import regs as regs_commands
+from .errors import CliError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
+
+COMMAND_MODULES = (regs_commands, feed_commands)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="t2t",
+        description="Drive a Tick2Trade card: registers, feeds, thresholds, risk limits and counters.",
+    )
+    parser.add_argument(
+        "--card", default=os.environ.get("T2T_CARD", "sim"),
+        help="card to use: 'sim' (in-process virtual card), 'pcie://0000:03:00.0' (PCIe BAR) "
+             "(default: $T2T_CARD or 'sim')")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args) or EXIT_OK
+    except CliError as error:
+        print(f"t2t: {error}", file=sys.stderr)
+        return error.exit_code
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
