@@ -1,0 +1,68 @@
+"""Benchmarks: print their figures and write them to bench/results.json as a flat {name: number} object.
+
+Figures are in cycles, or rates measured in this process; names carry their unit. Names given by the issues stay
+stable.
+"""
+
+import json
+import pathlib
+import time
+
+import numpy as np
+
+from t2t_sim.virtual_card import FLAG_FIRST, FLAG_LAST, VirtualCard
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def virtual_card_cycles_per_s(cycles=20_000_000):
+    """Simulated cycles per wall-clock second of the whole top level with both RX ports busy every cycle."""
+    card = VirtualCard()
+    frame_beats = 8
+    count = cycles // frame_beats
+    data = np.arange(count * frame_beats, dtype=np.uint64)
+    keep = np.full(count * frame_beats, 0xFF, np.uint8)
+    flags = np.zeros(count * frame_beats, np.uint8)
+    flags[::frame_beats] |= FLAG_FIRST
+    flags[frame_beats - 1::frame_beats] |= FLAG_LAST
+    card.push_rx(0, data, keep, flags)
+    card.push_rx(1, data, keep, flags)
+    started = time.perf_counter()
+    ran = card.run_until_rx_drained(extra_cycles=0)
+    elapsed = time.perf_counter() - started
+    card.close()
+    return ran / elapsed
+
+
+def fmax_mhz(board="versa_ecp5_5g"):
+    report = ROOT / "bitstreams" / board / "report.json"
+    if not report.exists():
+        return None
+    return json.loads(report.read_text())["fmax_mhz"]
+
+
+def make_test_seconds():
+    path = ROOT / "build" / "make_test_seconds"
+    return float(path.read_text()) if path.exists() else None
+
+
+def main():
+    results = {
+        "virtual_card_cycles_per_s": round(virtual_card_cycles_per_s()),
+        "fmax_mhz_versa_ecp5_5g": fmax_mhz(),
+        "make_test_seconds": make_test_seconds(),
+    }
+    missing = [name for name, value in results.items() if value is None]
+    results = {name: value for name, value in results.items() if value is not None}
+    for name, value in results.items():
+        print(f"{name:32} {value}")
+    for name in missing:
+        hint = "run `make bitstream`" if name.startswith("fmax") else "run `make test`"
+        print(f"{name:32} (not measured yet: {hint})")
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

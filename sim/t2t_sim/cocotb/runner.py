@@ -1,0 +1,31 @@
+"""Launch cocotb test modules from pytest against the Verilated top level, through ``cocotb_tools.runner``."""
+
+import hashlib
+import os
+import pathlib
+
+from ..build import TOP_NAME, cache_dir, top_verilog, verilator_env
+
+__all__ = ["run_cocotb_test"]
+
+BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+def run_cocotb_test(test_module, test_dir, testcase=None):
+    """Build the top level (cached by the hash of its Verilog) and run ``test_module``'s cocotb tests.
+
+    Returns ``(tests, failed)`` from the results file; a build failure raises.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    verilog = top_verilog()
+    # Verilator builds are slow on two cores: one build folder per Verilog content, reused across runs.
+    digest = hashlib.sha256(verilog.read_bytes()).hexdigest()[:16]
+    build_dir = cache_dir() / f"cocotb-{digest}"
+    os.environ.update({k: v for k, v in verilator_env().items() if k == "VERILATOR_ROOT"})
+    runner = get_runner("verilator")
+    runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=BUILD_ARGS)
+    results = runner.test(hdl_toplevel=TOP_NAME, test_module=test_module, test_dir=pathlib.Path(test_dir),
+                          build_dir=build_dir, testcase=testcase,
+                          results_xml=str(pathlib.Path(build_dir) / f"results-{test_module}.xml"))
+    return get_results(results)
