@@ -1,7 +1,7 @@
 """A synthesis harness that keeps every input and output of the top level live on a board without MACs or PCIe."""
 
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Instance, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..top import Tick2TradeTop
@@ -22,9 +22,11 @@ class SynthesisHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         board = self.board
-        reference = platform.request(board["reference_clock"], 0)
-        stimulus = platform.request(board["stimulus"]["resource"], board["stimulus"]["number"])
-        observe = platform.request(board["observe"]["resource"], board["observe"]["number"])
+        m.submodules.reference = reference = io.Buffer("i", platform.request(board["reference_clock"], 0, dir="-"))
+        m.submodules.stimulus = stimulus = io.Buffer(
+            "i", platform.request(board["stimulus"]["resource"], board["stimulus"]["number"], dir="-"))
+        m.submodules.observe = observe = io.Buffer(
+            "o", platform.request(board["observe"]["resource"], board["observe"]["number"], dir="-"))
 
         m.domains.sync = ClockDomain("sync")
         pll = board["pll"]

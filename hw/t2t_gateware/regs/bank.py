@@ -1,6 +1,9 @@
 """The register bank: an AXI4-Lite subordinate elaborated from the resolved register map."""
 
-from amaranth.hdl import Cat, Const, Module, Signal
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -40,8 +43,9 @@ class RegisterPort:
 class RegisterBank(wiring.Component):
     """AXI4-Lite subordinate holding every register of a :class:`t2t.regmap.RegisterMap`.
 
-    One transaction at a time per direction. Latency: a write is applied and answered (``bvalid``) two cycles
-    after ``awvalid`` and ``wvalid`` are both high; a read answers (``rvalid``) two cycles after ``arvalid``.
+    One transaction at a time per direction. Latency: a write takes effect, and ``bvalid`` rises, three cycles after
+    the AW/W handshake; ``rvalid`` rises three cycles after the AR handshake (address, registered one-hot decode,
+    registered answer: the bank's logic depth does not grow with the number of registers beyond an OR tree).
     Writes honour ``wstrb``. Responses: OKAY; SLVERR for a write to a read-only register (nothing changes);
     DECERR for an unmapped address (nothing changes, reads return 0).
 
@@ -87,20 +91,35 @@ class RegisterBank(wiring.Component):
                 if reg.access == "rw":
                     write_shadow[path] = Signal(32 * (reg.words - 1), name=f"{name}_write_shadow")
 
-        # ---- write channel: accept AW and W together, apply next cycle, then answer on B.
+        # Every word address gets a registered one-hot "hit", so no path from the bus address to a register
+        # crosses a wide comparator and a wide mux in the same cycle: the bank stays off the critical path as
+        # the map grows.
+        words = [(port, index, address) for port in self.ports.values()
+                 for index, address in enumerate(port.register.word_addresses)]
+
+        def decode(prefix, address_reg):
+            hits = []
+            for port, index, address in words:
+                hit = Signal(name=f"{prefix}_{port.register.path.replace('.', '_')}_{index}")
+                m.d.sync += hit.eq(address_reg == address >> 2)
+                hits.append(hit)
+            return hits
+
+        # ---- write channel: accept AW and W together, decode, apply, then answer on B.
         write_pending = Signal()
+        write_apply = Signal()
         write_addr = Signal(regmap.address_width - 2)
         write_data = Signal(32)
         write_strb = Signal(4)
         accept_write = Signal()
         m.d.comb += [
-            accept_write.eq(bus.awvalid & bus.wvalid & ~write_pending & ~bus.bvalid),
+            accept_write.eq(bus.awvalid & bus.wvalid & ~write_pending & ~write_apply & ~bus.bvalid),
             bus.awready.eq(accept_write),
             bus.wready.eq(accept_write),
         ]
+        m.d.sync += [write_pending.eq(accept_write), write_apply.eq(write_pending)]
         with m.If(accept_write):
-            m.d.sync += [write_pending.eq(1), write_addr.eq(bus.awaddr[2:]), write_data.eq(bus.wdata),
-                         write_strb.eq(bus.wstrb)]
+            m.d.sync += [write_addr.eq(bus.awaddr[2:]), write_data.eq(bus.wdata), write_strb.eq(bus.wstrb)]
         with m.If(bus.bvalid & bus.bready):
             m.d.sync += bus.bvalid.eq(0)
 
@@ -110,24 +129,27 @@ class RegisterBank(wiring.Component):
             return (old_word & ~byte_mask) | (write_data & byte_mask)
 
         commit_port = self.ports[regmap.commit_register]
-        for path, port in self.ports.items():
+        for port in self.ports.values():
             if port.register.access == "w1c":
                 m.d.sync += port.value.eq(port.value | port.set)
             if port.register.access == "strobe":
                 m.d.sync += port.strobe.eq(0)
 
-        with m.If(write_pending):
-            m.d.sync += [write_pending.eq(0), bus.bvalid.eq(1), bus.bresp.eq(AxiResponse.DECERR)]
-            with m.Switch(write_addr):
-                for path, port in self.ports.items():
-                    reg = port.register
-                    for index, address in enumerate(reg.word_addresses):
-                        with m.Case(address >> 2):
-                            if reg.access == "ro":
-                                m.d.sync += bus.bresp.eq(AxiResponse.SLVERR)
-                                continue
-                            m.d.sync += bus.bresp.eq(AxiResponse.OKAY)
-                            self._write_word(m, port, index, staged, write_shadow, merged)
+        write_hits = decode("write_hit", write_addr)
+        writable_hit = Cat(*(hit for hit, (port, _, _) in zip(write_hits, words) if port.register.access != "ro"))
+        read_only_hit = Cat(*(hit for hit, (port, _, _) in zip(write_hits, words) if port.register.access == "ro"))
+        with m.If(write_apply):
+            m.d.sync += bus.bvalid.eq(1)
+            with m.If(writable_hit.any()):
+                m.d.sync += bus.bresp.eq(AxiResponse.OKAY)
+            with m.Elif(read_only_hit.any()):
+                m.d.sync += bus.bresp.eq(AxiResponse.SLVERR)
+            with m.Else():
+                m.d.sync += bus.bresp.eq(AxiResponse.DECERR)
+            for hit, (port, index, _) in zip(write_hits, words):
+                if port.register.access != "ro":
+                    with m.If(hit):
+                        self._write_word(m, port, index, staged, write_shadow, merged)
 
         # Commit groups: every member's gateware value takes its staged copy in the same cycle.
         for group, field in regmap.commit_groups.items():
@@ -135,37 +157,46 @@ class RegisterBank(wiring.Component):
                 for reg in regmap.group_members(group):
                     m.d.sync += self.ports[reg.path].value.eq(staged[reg.path])
 
-        # ---- read channel: accept AR, look up next cycle, hold R until taken.
+        # ---- read channel: accept AR, decode, answer with an AND-OR of the hit word, hold R until taken.
         read_pending = Signal()
+        read_answer = Signal()
         read_addr = Signal(regmap.address_width - 2)
-        m.d.comb += bus.arready.eq(~read_pending & ~bus.rvalid)
+        m.d.comb += bus.arready.eq(~read_pending & ~read_answer & ~bus.rvalid)
+        m.d.sync += [read_pending.eq(bus.arvalid & bus.arready), read_answer.eq(read_pending)]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [read_pending.eq(1), read_addr.eq(bus.araddr[2:])]
+            m.d.sync += read_addr.eq(bus.araddr[2:])
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         for port in self.ports.values():
             if port.register.access == "ro":
                 m.d.sync += port.read_strobe.eq(0)
 
-        with m.If(read_pending):
-            m.d.sync += [read_pending.eq(0), bus.rvalid.eq(1), bus.rdata.eq(0), bus.rresp.eq(AxiResponse.DECERR)]
-            with m.Switch(read_addr):
-                for path, port in self.ports.items():
-                    reg = port.register
-                    visible = staged.get(path, port.value)
-                    for index, address in enumerate(reg.word_addresses):
-                        with m.Case(address >> 2):
-                            m.d.sync += bus.rresp.eq(AxiResponse.OKAY)
-                            if reg.access == "strobe":
-                                continue  # write-only: reads as zero
-                            if index == 0:
-                                m.d.sync += bus.rdata.eq(visible[:32])
-                                if reg.words > 1:
-                                    m.d.sync += read_shadow[path].eq(visible[32:])
-                                if reg.access == "ro":
-                                    m.d.sync += port.read_strobe.eq(1)
-                            else:
-                                m.d.sync += bus.rdata.eq(read_shadow[path][32 * (index - 1):32 * index])
+        read_hits = decode("read_hit", read_addr)
+        terms = []
+        for hit, (port, index, _) in zip(read_hits, words):
+            reg = port.register
+            path = reg.path
+            if reg.access == "strobe":
+                continue  # write-only: reads as zero
+            if index == 0:
+                word = staged.get(path, port.value)[:32]
+            else:
+                word = read_shadow[path][32 * (index - 1):32 * index]
+            terms.append(hit.replicate(32) & word)
+        read_data = Signal(32)
+        m.d.comb += read_data.eq(functools.reduce(operator.or_, terms, Const(0, 32)))
+        with m.If(read_answer):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(read_data),
+                         bus.rresp.eq(Mux(Cat(*read_hits).any(), AxiResponse.OKAY, AxiResponse.DECERR))]
+            for hit, (port, index, _) in zip(read_hits, words):
+                reg = port.register
+                if index != 0 or reg.access == "strobe":
+                    continue
+                with m.If(hit):
+                    if reg.words > 1:
+                        m.d.sync += read_shadow[reg.path].eq(staged.get(reg.path, port.value)[32:])
+                    if reg.access == "ro":
+                        m.d.sync += port.read_strobe.eq(1)
         return m
 
     @staticmethod
