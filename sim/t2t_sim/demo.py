@@ -52,11 +52,14 @@ def main():
     print(f"session: {DEMO_MESSAGES} ITCH messages (seed {DEMO_SEED}; {mix}, ...)")
     print(f"replayed {frames} frames ({payload_bytes} bytes) on feeds A and B in {cycles} cycles "
           f"({cycles / 156.25e6 * 1e3:.2f} ms of card time at 156.25 MHz)")
+    drops = ("bad_fcs", "not_ipv4", "truncated", "bad_ip_checksum", "fragments", "not_udp", "wrong_port")
     for port in ("a", "b"):
-        print(f"  rx_{port}: frames {card.read(f'rx_{port}.frames')}, bytes {card.read(f'rx_{port}.bytes')}, "
-              f"bad FCS {card.read(f'rx_{port}.bad_fcs')}")
+        dropped = ", ".join(f"{name} {card.read(f'rx_{port}.{name}')}" for name in drops)
+        print(f"  feed {port.upper()}: frames {card.read(f'rx_{port}.frames')}, accepted "
+              f"{card.read(f'rx_{port}.accepted')} ({card.read(f'rx_{port}.payload_bytes')} MoldUDP64 bytes); "
+              f"{dropped}")
     print(f"status: {card.decode('control.status', card.read('control.status'))}")
-    print("not yet on the card: feed decoding, book, strategy, risk gate and orders (see the open issues)")
+    print("not yet on the card: MoldUDP64 and ITCH decoding, book, strategy, risk gate and orders (see the open issues)")
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -4,7 +4,7 @@ import hashlib
 import os
 import pathlib
 
-from ..build import TOP_NAME, cache_dir, top_verilog, verilator_env
+from ..build import TOP_NAME, cache_dir, top_verilog, verilator_settings
 
 __all__ = ["run_cocotb_test"]
 
@@ -22,9 +22,17 @@ def run_cocotb_test(test_module, test_dir, testcase=None):
     # Verilator builds are slow on two cores: one build folder per Verilog content, reused across runs.
     digest = hashlib.sha256(verilog.read_bytes()).hexdigest()[:16]
     build_dir = cache_dir() / f"cocotb-{digest}"
-    os.environ.update({k: v for k, v in verilator_env().items() if k == "VERILATOR_ROOT"})
     runner = get_runner("verilator")
-    runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=BUILD_ARGS)
+    saved = {name: os.environ.get(name) for name in verilator_settings()}
+    os.environ.update(verilator_settings())
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=BUILD_ARGS)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     results = runner.test(hdl_toplevel=TOP_NAME, test_module=test_module, test_dir=pathlib.Path(test_dir),
                           build_dir=build_dir, testcase=testcase,
                           results_xml=str(pathlib.Path(build_dir) / f"results-{test_module}.xml"))

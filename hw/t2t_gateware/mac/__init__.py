@@ -1,1 +1,0 @@
-"""The MAC side of the card: per-port statistics of what arrives before any parsing."""
