@@ -10,7 +10,8 @@ the payload. Network-side streams cannot be held back (the wire does not wait): 
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import Out
 
-__all__ = ["BEAT_BYTES", "STAMP_BITS", "MacBeat", "MacRxSignature", "PayloadBeat", "EventKind", "ItchEvent"]
+__all__ = ["BEAT_BYTES", "STAMP_BITS", "MacBeat", "MacRxSignature", "PayloadBeat", "EventKind", "ItchEvent",
+           "BboUpdate", "OrderSide", "OrderRequest"]
 
 #: Bytes per beat of the 64-bit network streams.
 BEAT_BYTES = 8
@@ -90,4 +91,47 @@ class ItchEvent(data.Struct):
     match_number: 64
     timestamp: 48
     code: 8
+    stamp: STAMP_BITS
+
+
+class BboUpdate(data.Struct):
+    """The best bid and offer of one subscribed symbol, sent by the book builder when either side's top changes.
+
+    ``slot`` is the symbol's index in the book (0..S-1), ``locate`` its ITCH stock locate. Prices are Price(4)
+    ticks; an empty side is price 0, shares 0, orders 0. ``degraded`` is set while the symbol's book may be
+    wrong (an order-table overflow): a strategy must not trade it. ``timestamp`` is the triggering message's ITCH
+    timestamp (ns since midnight), ``stamp`` its arrival stamp (see :class:`ItchEvent`).
+    """
+    slot: 8
+    locate: 16
+    bid_price: 32
+    bid_shares: 32
+    bid_orders: 16
+    ask_price: 32
+    ask_shares: 32
+    ask_orders: 16
+    degraded: 1
+    timestamp: 48
+    stamp: STAMP_BITS
+
+
+class OrderSide(enum.Enum, shape=1):
+    BUY = 0
+    SELL = 1
+
+
+class OrderRequest(data.Struct):
+    """A new order from the strategy, checked by the risk gate and encoded by the order encoder.
+
+    ``price`` is Price(4) ticks, ``shares`` a count; ``time_in_force`` is OUCH 4.2's (0 = immediate or cancel,
+    99998 = market hours, 99999 = system hours). ``timestamp`` and ``stamp`` are those of the triggering market
+    event, carried for the order log and the tick-to-trade latency.
+    """
+    slot: 8
+    locate: 16
+    side: OrderSide
+    shares: 32
+    price: 32
+    time_in_force: 32
+    timestamp: 48
     stamp: STAMP_BITS
