@@ -10,16 +10,19 @@ Exit codes: 0 success, 1 the operation failed (card refused, check failed), 2 ba
 import argparse
 import os
 import sys
+import urllib.parse
 
 from . import feed as feed_commands
+from . import keys as keys_commands
 from . import regs as regs_commands
+from . import serve as serve_commands
 from .errors import CliError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
 
-COMMAND_MODULES = (regs_commands, feed_commands)
+COMMAND_MODULES = (regs_commands, feed_commands, serve_commands, keys_commands)
 
 
 def build_parser():
@@ -29,8 +32,13 @@ def build_parser():
     )
     parser.add_argument(
         "--card", default=os.environ.get("T2T_CARD", "sim"),
-        help="card to use: 'sim' (in-process virtual card), 'pcie://0000:03:00.0' (PCIe BAR) "
+        help="card to use: 'sim' (in-process virtual card), 'pcie://0000:03:00.0' (PCIe BAR), "
+             "'tcp://HOST:PORT' (a card shared by `t2t serve`; needs --key and --server-pub) "
              "(default: $T2T_CARD or 'sim')")
+    parser.add_argument("--key", metavar="FILE.key", default=os.environ.get("T2T_KEY"),
+                        help="your key pair, for a tcp:// card (default: $T2T_KEY)")
+    parser.add_argument("--server-pub", metavar="FILE.pub", default=os.environ.get("T2T_SERVER_PUB"),
+                        help="the card server's public key, for a tcp:// card (default: $T2T_SERVER_PUB)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -44,6 +52,14 @@ def main(argv=None):
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
+    if args.card.startswith("tcp://"):
+        # The key files travel in the card URL, so every command opens a tcp:// card like any other.
+        base, _, query = args.card.partition("?")
+        options = dict(urllib.parse.parse_qsl(query))
+        for name, value in (("key", args.key), ("server_pub", args.server_pub)):
+            if value and name not in options:
+                options[name] = value
+        args.card = f"{base}?{urllib.parse.urlencode(options)}" if options else base
     try:
         return args.handler(args) or EXIT_OK
     except CliError as error:

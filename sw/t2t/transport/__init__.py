@@ -2,7 +2,10 @@
 
 * :class:`t2t.transport.pcie.PcieBar` - a PCIe BAR mapped through sysfs (``pcie://0000:03:00.0``);
 * ``t2t_sim.virtual_card.VirtualCard`` - the Verilated gateware in this process (``sim``), which needs the
-  project's simulation extra.
+  project's simulation extra;
+* :class:`t2t.transport.remote.RemoteCard` - a card shared by a card server (``t2t serve``) over ZeroMQ with
+  CURVE (``tcp://HOST:PORT?key=FILE.key&server_pub=FILE.pub``; the keys default to ``$T2T_KEY`` and
+  ``$T2T_SERVER_PUB``).
 
 The driver (:class:`t2t.card.Card`) is written against :class:`Transport` only, so the same code runs on each.
 """
@@ -48,7 +51,8 @@ class Transport:
 
 
 def open_transport(url):
-    """Open the transport a card URL names: ``sim``, ``pcie://DOMAIN:BUS:DEV.FN`` or ``file://PATH``."""
+    """Open the transport a card URL names: ``sim``, ``pcie://DOMAIN:BUS:DEV.FN``, ``file://PATH`` or
+    ``tcp://HOST:PORT``."""
     if url == "sim":
         try:
             from t2t_sim.virtual_card import VirtualCard
@@ -62,4 +66,8 @@ def open_transport(url):
     if url.startswith("file://"):
         from .pcie import PcieBar
         return PcieBar(url[len("file://"):])
-    raise CardNotFound(f"unknown card URL {url!r}: expected 'sim', 'pcie://0000:03:00.0' or 'file://PATH'")
+    if url.startswith("tcp://"):
+        from .remote import RemoteCard
+        return RemoteCard.from_url(url)
+    raise CardNotFound(f"unknown card URL {url!r}: expected 'sim', 'pcie://0000:03:00.0', 'file://PATH' or "
+                       f"'tcp://HOST:PORT'")

@@ -1,0 +1,127 @@
+"""``t2t serve``: share one card with authenticated clients over ZeroMQ; ``t2t audit``: what they changed.
+
+``serve`` opens the card once and answers requests until interrupted (Ctrl-C or SIGTERM); clients use
+``--card tcp://HOST:PORT --key ME.key --server-pub SERVER.pub``. See :mod:`t2t.server` for the roles, the
+authorized-clients file and the protocol.
+"""
+
+import argparse
+import json
+import os
+import signal
+import threading
+
+import zmq
+
+from ..regmap import load_packaged_regmap
+from ..server.audit import AuditLog, AuditLogError, read_audit
+from ..server.authorization import AuthorizedFileError, load_authorized
+from ..server.card_server import CardServer
+from ..server.keys import KeyFileError, load_keypair
+from .errors import CliError
+from .regs import open_card_for
+
+__all__ = ["register", "DEFAULT_AUDIT_LOG"]
+
+EXIT_USAGE = 2
+DEFAULT_AUDIT_LOG = "t2t-audit.jsonl"
+
+
+def _serve(args):
+    if args.serve_card:
+        args.card = args.serve_card
+    if args.card.startswith("tcp://"):
+        raise CliError("serve a local card (sim, pcie://, file://), not another server", exit_code=EXIT_USAGE)
+    try:
+        server_keypair = load_keypair(args.server_key)
+        clients = load_authorized(args.authorized)
+    except (KeyFileError, AuthorizedFileError) as error:
+        raise CliError(str(error), exit_code=EXIT_USAGE) from None
+    with open_card_for(args) as card:
+        try:
+            audit = AuditLog(args.audit_log)
+        except OSError as error:
+            raise CliError(f"{args.audit_log}: cannot open the audit log ({error.strerror})",
+                           exit_code=EXIT_USAGE) from None
+        try:
+            server = CardServer(card, server_keypair, clients, bind=args.bind, audit=audit)
+            _run_until_stopped(server, f"{card.transport.url} (map hash {card.regmap.hash32:#010x})",
+                               f"{len(clients)} authorized client(s); audit log {args.audit_log}")
+        finally:
+            audit.close()
+    print(f"stopped after {server.requests} request(s)", flush=True)
+    return 0
+
+
+def _run_until_stopped(server, what, to_whom):
+    """Serve from a thread of its own (the only one touching the card) until Ctrl-C or SIGTERM."""
+    try:
+        server.start()
+    except zmq.ZMQError as error:
+        raise CliError(f"cannot listen on {server.bind}: {error}", exit_code=EXIT_USAGE) from None
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    print(f"serving {what} on {server.endpoint} to {to_whom}", flush=True)
+    try:
+        while not server.join(0.5):
+            pass
+    except KeyboardInterrupt:
+        server.stop()
+
+
+def _format_value(regmap, path, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "-"
+    try:
+        digits = (regmap[path].width + 3) // 4
+    except KeyError:
+        digits = 8
+    return f"{value:#0{digits + 2}x}"
+
+
+def _audit(args):
+    try:
+        entries = read_audit(args.log)
+    except FileNotFoundError:
+        raise CliError(f"{args.log}: no audit log (give the server's --audit-log with --log)",
+                       exit_code=EXIT_USAGE) from None
+    except AuditLogError as error:
+        raise CliError(str(error), exit_code=EXIT_USAGE) from None
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry))
+        return 0
+    regmap = load_packaged_regmap()
+    print(f"{'time (UTC)':<26} {'user':<10} {'role':<8} {'op':<7} {'register':<20} {'value':>22} "
+          f"{'before':>22} {'after':>22}")
+    for entry in entries:
+        path = str(entry.get("register"))
+        register = path + (f" ({','.join(entry['groups'])})" if entry.get("groups") else "")
+        print(f"{str(entry.get('time'))[:26]:<26} {str(entry.get('user')):<10} {str(entry.get('role')):<8} "
+              f"{str(entry.get('op')):<7} {register:<20} {_format_value(regmap, path, entry.get('value')):>22} "
+              f"{_format_value(regmap, path, entry.get('before')):>22} "
+              f"{_format_value(regmap, path, entry.get('after')):>22}")
+    return 0
+
+
+def register(subparsers):
+    """Add ``serve`` and ``audit`` to the ``t2t`` parser."""
+    audit_log = os.environ.get("T2T_AUDIT_LOG", DEFAULT_AUDIT_LOG)
+    serve = subparsers.add_parser("serve", help="share the card with authenticated clients over ZeroMQ")
+    serve.add_argument("--card", dest="serve_card", metavar="URL",
+                       help="card to serve (default: the global --card)")
+    serve.add_argument("--bind", default="tcp://127.0.0.1:5555",
+                       help="ZeroMQ endpoint to listen on (default: tcp://127.0.0.1:5555; port * picks one)")
+    serve.add_argument("--server-key", required=True, metavar="FILE.key", help="the server's key pair")
+    serve.add_argument("--authorized", required=True, metavar="FILE.yaml",
+                       help="the clients allowed in: public key, user and role (monitor, trader, risk)")
+    serve.add_argument("--audit-log", default=audit_log, metavar="FILE",
+                       help=f"append-only log of every change (default: $T2T_AUDIT_LOG or {DEFAULT_AUDIT_LOG})")
+    serve.set_defaults(handler=_serve)
+
+    audit = subparsers.add_parser("audit", help="print the card server's audit log of changes")
+    audit.add_argument("--log", default=audit_log, metavar="FILE",
+                       help=f"the audit log (default: $T2T_AUDIT_LOG or {DEFAULT_AUDIT_LOG})")
+    audit.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="one JSON object per line")
+    audit.set_defaults(handler=_audit)

@@ -1,0 +1,21 @@
+"""The card server: one card shared with several authenticated clients over ZeroMQ (``t2t serve``).
+
+The server opens the card once (through :class:`t2t.card.Card`, so the register map is checked) and answers
+JSON requests on a ROUTER socket secured with CURVE; clients reach it with the ``tcp://`` transport
+(:class:`t2t.transport.remote.RemoteCard`). Modules, one job each:
+
+* :mod:`.keys` - the CURVE key files (``t2t keys new``);
+* :mod:`.authorization` - the authorized-clients file, the roles and what each may write;
+* :mod:`.protocol` - the request and reply format (documented there);
+* :mod:`.service` - carrying out one request on the card;
+* :mod:`.audit` - the append-only log of changes (``t2t audit``);
+* :mod:`.card_server` - the ZeroMQ loop and client authentication.
+"""
+
+from .audit import AuditLog, read_audit
+from .authorization import ROLES, Client, load_authorized
+from .card_server import CardServer
+from .keys import KeyPair, load_keypair, load_public_key, new_keypair, write_keypair
+
+__all__ = ["AuditLog", "read_audit", "ROLES", "Client", "load_authorized", "CardServer", "KeyPair",
+           "load_keypair", "load_public_key", "new_keypair", "write_keypair"]
