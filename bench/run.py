@@ -35,6 +35,36 @@ def virtual_card_cycles_per_s(cycles=20_000_000):
     return ran / elapsed
 
 
+def remote_reg_ops_per_s(operations=5000):
+    """32-bit register reads per second through `t2t serve` (ZeroMQ + CURVE on loopback) to the virtual card,
+    and the same reads on the virtual card in-process, for the ratio."""
+    from t2t.card import Card
+    from t2t.server import CardServer, Client, new_keypair
+    from t2t.transport.remote import RemoteCard
+
+    server_keys, client_keys = new_keypair(), new_keypair()
+    clients = {client_keys.public: Client("bench", "monitor", client_keys.public)}
+    with Card(VirtualCard()) as card:
+        server = CardServer(card, server_keys, clients, bind="tcp://127.0.0.1:*")
+        server.start()
+        try:
+            with Card(RemoteCard(server.endpoint, client_keys, server_keys.public)) as remote:
+                address = remote.regmap["id.scratch"].address
+                started = time.perf_counter()
+                for _ in range(operations):
+                    remote.transport.read32(address)
+                remote_rate = operations / (time.perf_counter() - started)
+        finally:
+            server.stop()
+    local = VirtualCard()
+    started = time.perf_counter()
+    for _ in range(operations):
+        local.read32(address)
+    local_rate = operations / (time.perf_counter() - started)
+    local.close()
+    return remote_rate, local_rate
+
+
 def fmax_mhz(board="versa_ecp5_5g"):
     report = ROOT / "bitstreams" / board / "report.json"
     if not report.exists():
@@ -48,8 +78,11 @@ def make_test_seconds():
 
 
 def main():
+    remote_rate, local_rate = remote_reg_ops_per_s()
     results = {
         "virtual_card_cycles_per_s": round(virtual_card_cycles_per_s()),
+        "remote_reg_ops_per_s": round(remote_rate),
+        "remote_vs_in_process_reg_ops_ratio": round(remote_rate / local_rate, 4),
         "fmax_mhz_versa_ecp5_5g": fmax_mhz(),
         "make_test_seconds": make_test_seconds(),
     }
