@@ -65,6 +65,33 @@ def remote_reg_ops_per_s(operations=5000):
     return remote_rate, local_rate
 
 
+def telemetry_msgs_per_s(messages=2000):
+    """Counter snapshots per second a subscriber receives from `t2t serve --telemetry` publishing flat out
+    (each snapshot reads every counter of the virtual card)."""
+    from t2t.card import Card
+    from t2t.server import CardServer, Client, new_keypair
+    from t2t.server.telemetry import subscribe
+
+    server_keys, client_keys = new_keypair(), new_keypair()
+    clients = {client_keys.public: Client("bench", "monitor", client_keys.public)}
+    with Card(VirtualCard()) as card:
+        server = CardServer(card, server_keys, clients, bind="tcp://127.0.0.1:*",
+                            telemetry_bind="tcp://127.0.0.1:*", telemetry_interval_ms=0)
+        server.start()
+        try:
+            received = 0
+            for _ in subscribe(server.telemetry_endpoint, client_keys, server_keys.public):
+                if received == 0:
+                    started = time.perf_counter()
+                received += 1
+                if received > messages:
+                    break
+            rate = messages / (time.perf_counter() - started)
+        finally:
+            server.stop()
+    return rate
+
+
 def fmax_mhz(board="versa_ecp5_5g"):
     report = ROOT / "bitstreams" / board / "report.json"
     if not report.exists():
@@ -83,6 +110,7 @@ def main():
         "virtual_card_cycles_per_s": round(virtual_card_cycles_per_s()),
         "remote_reg_ops_per_s": round(remote_rate),
         "remote_vs_in_process_reg_ops_ratio": round(remote_rate / local_rate, 4),
+        "telemetry_msgs_per_s": round(telemetry_msgs_per_s()),
         "fmax_mhz_versa_ecp5_5g": fmax_mhz(),
         "make_test_seconds": make_test_seconds(),
     }

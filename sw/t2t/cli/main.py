@@ -12,6 +12,7 @@ import os
 import sys
 import urllib.parse
 
+from . import counters as counters_commands
 from . import feed as feed_commands
 from . import keys as keys_commands
 from . import regs as regs_commands
@@ -22,7 +23,7 @@ __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
 
-COMMAND_MODULES = (regs_commands, feed_commands, serve_commands, keys_commands)
+COMMAND_MODULES = (regs_commands, counters_commands, feed_commands, serve_commands, keys_commands)
 
 
 def build_parser():

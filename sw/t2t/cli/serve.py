@@ -44,9 +44,11 @@ def _serve(args):
             raise CliError(f"{args.audit_log}: cannot open the audit log ({error.strerror})",
                            exit_code=EXIT_USAGE) from None
         try:
-            server = CardServer(card, server_keypair, clients, bind=args.bind, audit=audit)
+            server = CardServer(card, server_keypair, clients, bind=args.bind, audit=audit,
+                                telemetry_bind=args.telemetry, telemetry_interval_ms=args.telemetry_interval_ms)
+            telemetry = f"; telemetry on {args.telemetry}" if args.telemetry else ""
             _run_until_stopped(server, f"{card.transport.url} (map hash {card.regmap.hash32:#010x})",
-                               f"{len(clients)} authorized client(s); audit log {args.audit_log}")
+                               f"{len(clients)} authorized client(s); audit log {args.audit_log}{telemetry}")
         finally:
             audit.close()
     print(f"stopped after {server.requests} request(s)", flush=True)
@@ -117,6 +119,10 @@ def register(subparsers):
                        help="the clients allowed in: public key, user and role (monitor, trader, risk)")
     serve.add_argument("--audit-log", default=audit_log, metavar="FILE",
                        help=f"append-only log of every change (default: $T2T_AUDIT_LOG or {DEFAULT_AUDIT_LOG})")
+    serve.add_argument("--telemetry", metavar="ENDPOINT",
+                       help="also publish the card's counters on this ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556)")
+    serve.add_argument("--telemetry-interval-ms", type=int, default=500, metavar="MS",
+                       help="how often to publish (default: 500)")
     serve.set_defaults(handler=_serve)
 
     audit = subparsers.add_parser("audit", help="print the card server's audit log of changes")

@@ -10,12 +10,14 @@ so requests never interleave on the card.
 
 import logging
 import threading
+import time
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from .protocol import MAX_WIRE_BYTES, encode
 from .service import CardService
+from .telemetry import COUNTERS_TOPIC, snapshot
 
 __all__ = ["CardServer"]
 
@@ -39,15 +41,22 @@ class CardServer:
     """Serves ``card`` (an opened :class:`t2t.card.Card`) at ``bind`` to ``clients`` (``{public key: Client}``).
 
     ``bind`` is a ZeroMQ endpoint; ``tcp://127.0.0.1:*`` picks a free port, readable as :attr:`endpoint` once
-    :meth:`wait_ready` returns.
+    :meth:`wait_ready` returns. With ``telemetry_bind``, a counters snapshot is published there every
+    ``telemetry_interval_ms`` (0: as fast as the card can be read between requests); its endpoint is
+    :attr:`telemetry_endpoint`.
     """
 
-    def __init__(self, card, server_keypair, clients, bind="tcp://127.0.0.1:5555", audit=None):
+    def __init__(self, card, server_keypair, clients, bind="tcp://127.0.0.1:5555", audit=None,
+                 telemetry_bind=None, telemetry_interval_ms=500):
         self.service = CardService(card, audit)
         self.server_keypair = server_keypair
         self.clients = clients
         self.bind = bind
         self.endpoint = None
+        self.telemetry_bind = telemetry_bind
+        self.telemetry_interval_ms = telemetry_interval_ms
+        self.telemetry_endpoint = None
+        self.published = 0
         self.requests = 0
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -86,45 +95,70 @@ class CardServer:
         """Bind and serve until :meth:`stop`."""
         context = zmq.Context()
         authenticator = ThreadAuthenticator(context)
-        socket = None
+        socket = publisher = None
         try:
             authenticator.start()
             authenticator.configure_curve_callback(domain=ZAP_DOMAIN,
                                                    credentials_provider=_AuthorizedKeys(self.clients))
-            socket = context.socket(zmq.ROUTER)
-            socket.curve_server = True
-            socket.curve_secretkey = self.server_keypair.secret.encode("ascii")
-            socket.curve_publickey = self.server_keypair.public.encode("ascii")
-            socket.zap_domain = ZAP_DOMAIN.encode()
-            socket.linger = 0
+            socket = self._secured(context.socket(zmq.ROUTER))
             socket.maxmsgsize = MAX_WIRE_BYTES
             # A client that stops reading must not block the server: replies to it are dropped instead.
             socket.router_mandatory = False
             socket.sndhwm = 1000
             socket.bind(self.bind)
             self.endpoint = socket.last_endpoint.decode()
+            if self.telemetry_bind:
+                publisher = self._secured(context.socket(zmq.PUB))
+                publisher.sndhwm = 1000  # a slow subscriber loses old snapshots, never slows the card
+                publisher.bind(self.telemetry_bind)
+                self.telemetry_endpoint = publisher.last_endpoint.decode()
         except Exception as error:
             self._failure = error
             self._ready.set()
-            if socket is not None:
-                socket.close()
+            for opened in (socket, publisher):
+                if opened is not None:
+                    opened.close()
             authenticator.stop()
             context.term()
             return
         self._ready.set()
         try:
-            self._serve(socket)
+            self._serve(socket, publisher)
         finally:
             socket.close()
+            if publisher is not None:
+                publisher.close()
             authenticator.stop()
             context.term()
 
-    def _serve(self, socket):
+    def _secured(self, socket):
+        """``socket`` as a CURVE server whose peers are checked by ZAP against the authorized clients."""
+        socket.curve_server = True
+        socket.curve_secretkey = self.server_keypair.secret.encode("ascii")
+        socket.curve_publickey = self.server_keypair.public.encode("ascii")
+        socket.zap_domain = ZAP_DOMAIN.encode()
+        socket.linger = 0
+        return socket
+
+    def _serve(self, socket, publisher):
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
+        interval = self.telemetry_interval_ms / 1000
+        next_publish = time.monotonic()
         while not self._stop.is_set():
-            if poller.poll(POLL_MS):
+            timeout = POLL_MS
+            if publisher is not None:
+                timeout = max(0, min(POLL_MS, int((next_publish - time.monotonic()) * 1000)))
+            if poller.poll(timeout):
                 self._answer(socket, socket.recv_multipart(copy=False))
+            if publisher is not None and time.monotonic() >= next_publish:
+                try:
+                    publisher.send_multipart([COUNTERS_TOPIC, snapshot(self.service.card, self.published)],
+                                             zmq.NOBLOCK)
+                    self.published += 1
+                except zmq.Again:
+                    pass
+                next_publish = max(next_publish + interval, time.monotonic()) if interval else time.monotonic()
 
     def _answer(self, socket, frames):
         self.requests += 1
