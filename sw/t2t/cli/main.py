@@ -12,6 +12,7 @@ import os
 import sys
 import urllib.parse
 
+from . import config as config_commands
 from . import counters as counters_commands
 from . import feed as feed_commands
 from . import keys as keys_commands
@@ -23,7 +24,8 @@ __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
 
-COMMAND_MODULES = (regs_commands, counters_commands, feed_commands, serve_commands, keys_commands)
+COMMAND_MODULES = (regs_commands, counters_commands, config_commands, feed_commands, serve_commands,
+                   keys_commands)
 
 
 def build_parser():

@@ -1,0 +1,193 @@
+"""The two files a trader edits: ``thresholds.yaml`` (what to trade) and ``risk.yaml`` (the pre-trade limits).
+
+thresholds.yaml::
+
+    symbols:
+      AAPL:
+        buy_below: 189.50        # buy when the best ask is at or below (dollars, Price(4))
+        sell_above: 191.00       # sell when the best bid is at or above
+        shares: 100
+        offset_ticks: 1          # limit price = touched price + offset (buy) or - offset (sell), in Price(4) ticks
+        time_in_force: ioc       # ioc (default), day (market hours) or system
+        cooldown_cycles: 1000    # silence after a signal, per side; or one_shot: true
+        enabled: true
+
+risk.yaml::
+
+    max_shares_per_order: 500
+    max_notional_per_order: 100000.00   # dollars
+    collar_ticks: 500                   # orders within 5 cents (500 ticks) of the touch
+    max_orders: {burst: 10, refill_cycles: 156250}   # token bucket
+    duplicate_window_cycles: 15625
+    kill_after: {rejects: 20, window_cycles: 156250000}
+    positions: {AAPL: 1000, default: 500}            # per-symbol position limit, shares
+    restricted: [TSLA]
+
+Every symbol must be known (listed in the symbols file the host loaded from R messages or a directory file).
+"""
+
+from dataclasses import dataclass
+
+from .schema import PRICE_SCALE, Problem, Reader, compose_file
+
+__all__ = ["SymbolThresholds", "ThresholdsConfig", "RiskConfig", "load_thresholds", "load_risk",
+           "TIME_IN_FORCE"]
+
+#: OUCH 4.2 time-in-force values.
+TIME_IN_FORCE = {"ioc": 0, "day": 99998, "system": 99999}
+_SYMBOL = r"^[A-Z][A-Z0-9 .]{0,7}$"
+_THRESHOLD_FIELDS = {"buy_below", "sell_above", "shares", "offset_ticks", "time_in_force", "cooldown_cycles",
+                     "one_shot", "enabled"}
+_RISK_FIELDS = {"max_shares_per_order", "max_notional_per_order", "collar_ticks", "max_orders",
+                "duplicate_window_cycles", "kill_after", "positions", "restricted"}
+
+
+@dataclass(frozen=True)
+class SymbolThresholds:
+    symbol: str
+    buy_below: int | None    # Price(4) ticks; None: no buying
+    sell_above: int | None   # Price(4) ticks; None: no selling
+    shares: int
+    offset_ticks: int
+    time_in_force: int
+    cooldown_cycles: int
+    one_shot: bool
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    symbols: dict  # symbol -> SymbolThresholds
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    max_shares_per_order: int
+    max_notional_ticks: int         # Price(4) ticks x shares
+    collar_ticks: int
+    bucket_capacity: int
+    refill_cycles: int
+    duplicate_window_cycles: int
+    max_rejects: int
+    reject_window_cycles: int
+    position_limits: dict           # symbol -> shares
+    default_position_limit: int
+    restricted: frozenset
+
+
+def _known_symbol(reader, node, field, symbol, known):
+    if known is not None and symbol not in known:
+        reader.problem(node, field, f"unknown symbol {symbol!r} (not in the loaded symbol directory)")
+        return False
+    return True
+
+
+def load_thresholds(path, known_symbols=None):
+    """Read and validate a thresholds file; raise :class:`ConfigError` listing every problem."""
+    reader = Reader(path)
+    root = reader.mapping(compose_file(path), "", allowed={"symbols"}, required=("symbols",))
+    symbols = {}
+    if "symbols" in root:
+        for symbol, (key_node, node) in reader.mapping(root["symbols"][1], "symbols").items():
+            field = f"symbols.{symbol}"
+            if reader.text(key_node, field, _SYMBOL, "a stock symbol (1-8 of A-Z, 0-9, space, dot)") is None:
+                continue
+            _known_symbol(reader, key_node, field, symbol, known_symbols)
+            entries = reader.mapping(node, field, allowed=_THRESHOLD_FIELDS, required=("shares",))
+            value = {}
+            for name in ("buy_below", "sell_above"):
+                value[name] = reader.price(entries[name][1], f"{field}.{name}") if name in entries else None
+            if "buy_below" not in entries and "sell_above" not in entries:
+                reader.problem(node, field, "needs buy_below, sell_above or both")
+            value["shares"] = (reader.integer(entries["shares"][1], f"{field}.shares", minimum=1)
+                               if "shares" in entries else None)
+            value["offset_ticks"] = (reader.integer(entries["offset_ticks"][1], f"{field}.offset_ticks",
+                                                    maximum=0xFFFF) if "offset_ticks" in entries else 0)
+            tif = "ioc"
+            if "time_in_force" in entries:
+                tif = reader.text(entries["time_in_force"][1], f"{field}.time_in_force")
+                if tif not in TIME_IN_FORCE:
+                    reader.problem(entries["time_in_force"][1], f"{field}.time_in_force",
+                                   f"{tif!r} is not one of {', '.join(TIME_IN_FORCE)}")
+                    tif = None
+            value["time_in_force"] = TIME_IN_FORCE.get(tif)
+            value["cooldown_cycles"] = (reader.integer(entries["cooldown_cycles"][1], f"{field}.cooldown_cycles")
+                                        if "cooldown_cycles" in entries else 0)
+            value["one_shot"] = (reader.boolean(entries["one_shot"][1], f"{field}.one_shot")
+                                 if "one_shot" in entries else False)
+            value["enabled"] = (reader.boolean(entries["enabled"][1], f"{field}.enabled")
+                                if "enabled" in entries else True)
+            buy, sell = value["buy_below"], value["sell_above"]
+            if buy is not None and sell is not None and buy >= sell:
+                reader.problem(node, field, f"buy_below ({buy / PRICE_SCALE:.4f}) must be below sell_above "
+                                            f"({sell / PRICE_SCALE:.4f}), or one signal buys and sells at once")
+            symbols[symbol] = value
+    reader.check()
+    return ThresholdsConfig(symbols={symbol: SymbolThresholds(symbol=symbol, **value)
+                                     for symbol, value in symbols.items()})
+
+
+def load_risk(path, known_symbols=None):
+    """Read and validate a risk-limits file; raise :class:`ConfigError` listing every problem."""
+    reader = Reader(path)
+    root_node = compose_file(path)
+    root = reader.mapping(root_node, "", allowed=_RISK_FIELDS,
+                          required=("max_shares_per_order", "max_notional_per_order", "collar_ticks",
+                                    "max_orders", "kill_after", "positions"))
+
+    def integer(name, minimum=0, maximum=2**32 - 1):
+        return reader.integer(root[name][1], name, minimum, maximum) if name in root else None
+
+    max_shares = integer("max_shares_per_order", minimum=1)
+    notional = (reader.price(root["max_notional_per_order"][1], "max_notional_per_order", maximum=2**64 - 1)
+                if "max_notional_per_order" in root else None)
+    collar = integer("collar_ticks", minimum=1)
+    duplicate_window = integer("duplicate_window_cycles") if "duplicate_window_cycles" in root else 0
+    bucket = reader.mapping(root["max_orders"][1], "max_orders", allowed={"burst", "refill_cycles"},
+                            required=("burst", "refill_cycles")) if "max_orders" in root else {}
+    burst = reader.integer(bucket["burst"][1], "max_orders.burst", 1, 0xFFFF) if "burst" in bucket else None
+    refill = (reader.integer(bucket["refill_cycles"][1], "max_orders.refill_cycles", 1)
+              if "refill_cycles" in bucket else None)
+    kill = reader.mapping(root["kill_after"][1], "kill_after", allowed={"rejects", "window_cycles"},
+                          required=("rejects", "window_cycles")) if "kill_after" in root else {}
+    rejects = reader.integer(kill["rejects"][1], "kill_after.rejects", 1, 0xFFFF) if "rejects" in kill else None
+    reject_window = (reader.integer(kill["window_cycles"][1], "kill_after.window_cycles", 1)
+                     if "window_cycles" in kill else None)
+
+    limits, default_limit = {}, None
+    if "positions" in root:
+        for symbol, (key_node, node) in reader.mapping(root["positions"][1], "positions").items():
+            shares = reader.integer(node, f"positions.{symbol}", minimum=1, maximum=2**31 - 1)
+            if symbol == "default":
+                default_limit = shares
+            elif reader.text(key_node, f"positions.{symbol}", _SYMBOL, "a stock symbol") is not None \
+                    and _known_symbol(reader, key_node, f"positions.{symbol}", symbol, known_symbols):
+                limits[symbol] = shares
+        if default_limit is None:
+            reader.problem(root["positions"][1], "positions.default", "missing (the limit of unlisted symbols)")
+
+    restricted = set()
+    if "restricted" in root:
+        node = root["restricted"][1]
+        if not hasattr(node, "value") or not isinstance(node.value, list):
+            reader.problem(node, "restricted", "expected a list of symbols")
+        else:
+            for item in node.value:
+                symbol = reader.text(item, "restricted", _SYMBOL, "a stock symbol")
+                if symbol is not None and _known_symbol(reader, item, "restricted", symbol, known_symbols):
+                    restricted.add(symbol)
+
+    if max_shares is not None:
+        for symbol, limit in limits.items():
+            if limit is not None and limit < max_shares:
+                key_node = root["positions"][1]
+                reader.problems.append(Problem(reader.path, key_node.start_mark.line + 1, f"positions.{symbol}",
+                                               f"position limit {limit} is below max_shares_per_order "
+                                               f"{max_shares}: no order could ever pass"))
+    reader.check()
+    return RiskConfig(
+        max_shares_per_order=max_shares, max_notional_ticks=notional, collar_ticks=collar,
+        bucket_capacity=burst, refill_cycles=refill, duplicate_window_cycles=duplicate_window,
+        max_rejects=rejects, reject_window_cycles=reject_window, position_limits=limits,
+        default_position_limit=default_limit, restricted=frozenset(restricted))
+
