@@ -81,7 +81,9 @@ class ThresholdStrategy(wiring.Component):
     Notes
     -----
     Latency: :data:`LATENCY` = 2 cycles from the update's handshake to the order's ``valid``: in the handshake
-    cycle both copies of the slot's rule are read and each side's cooldown is compared; the next cycle decides
+    cycle both copies of the slot's rule are read (LUT memory, combinationally), each copy's thresholds compared
+    with the update's prices and its order prices worked out (each a carry chain straight into a register), and
+    each side's cooldown compared; the next cycle picks the copy in force, decides from those registered bits
     and registers the order. Throughput: one update per cycle, back-to-back updates of one slot included (the
     re-arm state of a signal fired in the cycle before is forwarded).
     """
@@ -121,13 +123,18 @@ class ThresholdStrategy(wiring.Component):
         with m.Else():
             # Writing a slot twice before a commit overwrites its staging copy: the slot flips once.
             m.d.sync += staged.eq(staged | written)
+        # Each copy also keeps what is worked out of the rule alone, when it is written: cooldown > 1 and whether the
+        # sell side is enabled (sell threshold not 0).
+        slot_rule = data.StructLayout({"rule": StrategyRule, "cooldown_long": 1, "sell_set": 1})
         copies = []
         for copy in range(2):
-            m.submodules[f"rules_{copy}"] = memory = Memory(shape=StrategyRule, depth=slots, init=[])
+            m.submodules[f"rules_{copy}"] = memory = Memory(shape=slot_rule, depth=slots, init=[])
             write = memory.write_port()
             m.d.comb += [
                 write.addr.eq(self.rule_slot),
-                write.data.eq(self.rule),
+                write.data.rule.eq(self.rule),
+                write.data.cooldown_long.eq(self.rule.cooldown > 1),
+                write.data.sell_set.eq(self.rule.sell_threshold != 0),
                 write.en.eq(self.rule_we & (active.bit_select(self.rule_slot, 1) != copy)),
             ]
             copies.append(memory)
@@ -153,54 +160,95 @@ class ThresholdStrategy(wiring.Component):
                          write.en.eq(ready_write[side].en)]
             fired[side] = Signal(slots, name=f"fired_{name}")
 
-        # Stage 1: the update, with its time, halt bit and each side's re-arm state, while its rule is read. The
-        # cooldown is compared here, off the decision's path; signals decided in this cycle or the one before are
-        # not in the memory or the fired bits yet, so they are forwarded.
+        # Stage 1: the update, with its time, halt bit and each side's re-arm state, registered with everything its
+        # rule decides that does not depend on the re-arm state: both copies of the slot's rule are read
+        # (combinationally, from LUT memory) and compared with the update's prices, and the order's prices worked
+        # out, per copy; the copy in force is picked after the comparisons, so the slot's active bit is on neither
+        # the read address nor the comparisons. The cooldown is compared here too; signals decided in this cycle or
+        # the one before are not in the memory or the fired bits yet, so they are forwarded.
         bbo = self.i_bbo.payload
         slot_in = bbo.slot[:slot_bits]
-        copy_reads = [memory.read_port(domain="sync") for memory in copies]
+        copy_reads = [memory.read_port(domain="comb") for memory in copies]
         for read in copy_reads:
-            m.d.comb += [read.addr.eq(slot_in), read.en.eq(advance)]
-        s1_copy = Signal()
+            m.d.comb += read.addr.eq(slot_in)
+        copy_in = active.bit_select(slot_in, 1)
 
         def in_force(value):
-            """``value(rule)`` of the rule in force, from both copies."""
-            return Mux(s1_copy, value(copy_reads[1].data), value(copy_reads[0].data))
+            """``value(rule)`` of the rule in force for the update being taken, from both copies."""
+            return Mux(copy_in, value(copy_reads[1].data), value(copy_reads[0].data))
 
         s1_valid = Signal()
         s1 = Signal(BboUpdate)
         s1_cycle = Signal(CYCLE_BITS)
-        s1_halted = Signal()
         s1_crossed = Signal()
+        s1_halted = Signal()
+        # The fields of the rule in force, picked in this cycle (no arithmetic on them here), and which copy it is.
+        s1_rule = Signal(data.StructLayout({"enable": 1, "one_shot": 1, "shares": 32, "time_in_force": 32,
+                                            "cooldown": 32}))
+        s1_copy = Signal()
+        # Per copy, each a carry chain straight into its register: ask <= buy threshold, bid >= sell threshold,
+        # bid > offset, and the order's prices ask + offset and bid - offset.
+        per_copy = data.StructLayout({"buy_le": 1, "sell_ge": 1, "sell_on": 1, "sell_above": 1, "buy_price": 32,
+                                      "sell_price": 32})
+        s1_copies = [Signal(per_copy, name=f"s1_copy_{copy}") for copy in range(2)]
+        s1_ask_on = Signal()
+        s1_live = Signal()      # valid, and the rule in force enabled
+        s1_open = Signal()      # and neither degraded nor halted
         # Whether each side's cooldown is over: the upper halves of the cycle and the first cycle allowed compared
         # (> and >=, both carry chains), the lower halves (>=), combined in stage 2; blocked by a forwarded signal.
         s1_cooled = {side: Signal(data.StructLayout({"later": 1, "same": 1, "low": 1, "blocked": 1}),
                                   name=f"s1_cooled_{side.name.lower()}") for side in OrderSide}
-        rule = Signal(StrategyRule)
-        m.d.comb += rule.eq(in_force(lambda copy: copy.as_value()))
         slot = s1.slot[:slot_bits]
         fire = {side: Signal(name=f"fire_{side.name.lower()}") for side in OrderSide}
-        next_ready_at = s1_cycle + rule.cooldown
-        # Cycles since the update in stage 1 was taken (``cycle`` runs freely: its ``cycle`` minus that update's).
-        s1_age = Signal(32)
+        next_ready_at = s1_cycle + s1_rule.cooldown
+        # One more than the cycles since the update in stage 1 was taken (``cycle`` runs freely: its ``cycle`` minus
+        # that update's, saturating at 2**32 - 1), so that age + 1 < cooldown is one carry chain.
+        s1_age_next = Signal(33, init=1)
+        s1_still_young = s1_age_next < s1_rule.cooldown  # the update in stage 2 silences one taken next cycle
+        # Cycles since the update in stage 1 was taken < cooldown (the decision in stage 2 still silences an update
+        # taken now), kept as a register.
+        s1_young = Signal()
         s1_fired = {side: Signal(name=f"s1_fired_{side.name.lower()}") for side in OrderSide}
         fire_one_shot = {side: Signal(data.StructLayout({"en": 1, "slot": slot_bits}),
                                       name=f"fire_one_shot_{side.name.lower()}") for side in OrderSide}
         with m.If(advance):
-            m.d.sync += s1_age.eq(1)
-        with m.Elif(~s1_age.all()):
-            m.d.sync += s1_age.eq(s1_age + 1)
+            m.d.sync += s1_age_next.eq(2)
+        with m.Elif(~s1_age_next[32]):
+            m.d.sync += s1_age_next.eq(s1_age_next + 1)
+
+        valid_in = self.i_bbo.valid & (bbo.slot < slots)
+        halted_in = self.halted.bit_select(slot_in, 1)
+        enable_in = in_force(lambda copy: copy.rule.enable)
         with m.If(advance):
             m.d.sync += [
-                s1_valid.eq(self.i_bbo.valid & (bbo.slot < slots)),
+                s1_valid.eq(valid_in),
                 s1.eq(bbo),
                 s1_cycle.eq(self.cycle),
-                s1_halted.eq(self.halted.bit_select(slot_in, 1)),
-                s1_copy.eq(active.bit_select(slot_in, 1)),
+                s1_halted.eq(halted_in),
                 s1_crossed.eq((bbo.bid_price != 0) & (bbo.ask_price != 0) & (bbo.bid_price >= bbo.ask_price)),
+                s1_copy.eq(copy_in),
+                s1_rule.enable.eq(enable_in),
+                s1_rule.one_shot.eq(in_force(lambda copy: copy.rule.one_shot)),
+                s1_rule.shares.eq(in_force(lambda copy: copy.rule.shares)),
+                s1_rule.time_in_force.eq(in_force(lambda copy: copy.rule.time_in_force)),
+                s1_rule.cooldown.eq(in_force(lambda copy: copy.rule.cooldown)),
+                s1_young.eq(in_force(lambda copy: copy.cooldown_long)),
+                s1_ask_on.eq(bbo.ask_price != 0),
+                s1_live.eq(valid_in & enable_in),
+                s1_open.eq(valid_in & enable_in & ~bbo.degraded & ~halted_in),
             ]
+            for s1_part, read in zip(s1_copies, copy_reads):
+                copy = read.data.rule
+                m.d.sync += [
+                    s1_part.buy_le.eq(bbo.ask_price <= copy.buy_threshold),
+                    s1_part.sell_ge.eq(bbo.bid_price >= copy.sell_threshold),
+                    s1_part.sell_on.eq(read.data.sell_set & (bbo.bid_price != 0)),
+                    s1_part.sell_above.eq(bbo.bid_price > copy.offset),
+                    s1_part.buy_price.eq(bbo.ask_price + copy.offset),
+                    s1_part.sell_price.eq(bbo.bid_price - copy.offset),
+                ]
             for side in OrderSide:
-                just_fired = fire[side] & (slot == slot_in) & (s1_age < rule.cooldown)
+                just_fired = fire[side] & (slot == slot_in) & s1_young
                 fired_before = ready_write[side].en & (ready_write[side].addr == slot_in) & ready_write[side].blocks
                 half = CYCLE_BITS // 2
                 start = ready_at_read[side].data
@@ -208,7 +256,7 @@ class ThresholdStrategy(wiring.Component):
                 # (its bit not set yet), unless re-armed in this cycle.
                 fired_bit = (fired[side].bit_select(slot_in, 1) |
                              (fire_one_shot[side].en & (fire_one_shot[side].slot == slot_in)) |
-                             (fire[side] & rule.one_shot & (slot == slot_in)))
+                             (fire[side] & s1_rule.one_shot & (slot == slot_in)))
                 m.d.sync += [
                     s1_fired[side].eq(fired_bit & ~self.rearm.bit_select(slot_in, 1)),
                     s1_cooled[side].later.eq(self.cycle[half:] > start[half:]),
@@ -216,23 +264,33 @@ class ThresholdStrategy(wiring.Component):
                     s1_cooled[side].low.eq(self.cycle[:half] >= start[:half]),
                     s1_cooled[side].blocked.eq(just_fired | fired_before),
                 ]
+        with m.Elif(~s1_age_next[32]):
+            m.d.sync += s1_young.eq(s1_still_young)
         for side in OrderSide:
             m.d.comb += ready_at_read[side].addr.eq(slot_in)
 
         # Stage 2: decide, and register the order.
-        buy_hit = (s1.ask_price != 0) & in_force(lambda copy: s1.ask_price <= copy.buy_threshold)
-        sell_hit = (s1.bid_price != 0) & in_force(lambda copy: (copy.sell_threshold != 0) &
-                                                  (s1.bid_price >= copy.sell_threshold))
-        tradable = ~s1.degraded & ~s1_halted & ~s1_crossed
-        live = s1_valid & rule.enable
+        def picked(value):
+            """``value(per_copy)`` of the copy in force."""
+            return Mux(s1_copy, value(s1_copies[1]), value(s1_copies[0]))
+
+        buy_hit = Signal()
+        sell_hit = Signal()
+        m.d.comb += [
+            buy_hit.eq(s1_ask_on & picked(lambda part: part.buy_le)),
+            sell_hit.eq(picked(lambda part: part.sell_on & part.sell_ge)),
+        ]
+        live = s1_live
+        go = s1_open & ~s1_crossed
 
         def armed(side):
             cooled = s1_cooled[side]
-            return (cooled.later | (cooled.same & cooled.low)) & ~cooled.blocked & ~(rule.one_shot & s1_fired[side])
+            return (cooled.later | (cooled.same & cooled.low)) & ~cooled.blocked & ~(s1_rule.one_shot &
+                                                                                      s1_fired[side])
 
         m.d.comb += [
-            fire[OrderSide.BUY].eq(live & tradable & buy_hit & ~sell_hit & armed(OrderSide.BUY)),
-            fire[OrderSide.SELL].eq(live & tradable & sell_hit & ~buy_hit & armed(OrderSide.SELL)),
+            fire[OrderSide.BUY].eq(go & buy_hit & ~sell_hit & armed(OrderSide.BUY)),
+            fire[OrderSide.SELL].eq(go & sell_hit & ~buy_hit & armed(OrderSide.SELL)),
         ]
         for side in OrderSide:
             # Written into the memory one cycle later, off the decision's path (forwarded until then, above).
@@ -240,13 +298,13 @@ class ThresholdStrategy(wiring.Component):
                 ready_write[side].addr.eq(slot),
                 ready_write[side].data.eq(next_ready_at),
                 ready_write[side].en.eq(advance & fire[side]),
-                ready_write[side].blocks.eq(s1_age + 1 < rule.cooldown),
+                ready_write[side].blocks.eq(s1_still_young),
             ]
             # A one-shot's fired bit is set one cycle later, off the decision's path (forwarded until then, above).
             # A re-arm in the same cycle as the decision wins: it applies to every later update.
             set_fired = fire_one_shot[side]
             m.d.sync += [
-                set_fired.en.eq(advance & fire[side] & rule.one_shot & ~self.rearm.bit_select(slot, 1)),
+                set_fired.en.eq(advance & fire[side] & s1_rule.one_shot & ~self.rearm.bit_select(slot, 1)),
                 set_fired.slot.eq(slot),
                 fired[side].eq(fired[side] & ~self.rearm),
             ]
@@ -286,16 +344,17 @@ class ThresholdStrategy(wiring.Component):
                 m.d.sync += counter.eq(counter + 1)
 
         # A side is sent only if its price hit and the other's did not: the buy's price and side, else the sell's.
-        sell_price = Mux(s1.bid_price > rule.offset, s1.bid_price - rule.offset, 1)
         with m.If(advance):
             m.d.sync += [
                 o_order.valid.eq(fire[OrderSide.BUY] | fire[OrderSide.SELL]),
                 o_order.payload.slot.eq(s1.slot),
                 o_order.payload.locate.eq(s1.locate),
                 o_order.payload.side.eq(Mux(buy_hit, OrderSide.BUY, OrderSide.SELL)),
-                o_order.payload.shares.eq(rule.shares),
-                o_order.payload.price.eq(Mux(buy_hit, s1.ask_price + rule.offset, sell_price)),
-                o_order.payload.time_in_force.eq(rule.time_in_force),
+                o_order.payload.shares.eq(s1_rule.shares),
+                o_order.payload.price.eq(Mux(buy_hit, picked(lambda part: part.buy_price),
+                                             Mux(picked(lambda part: part.sell_above),
+                                                 picked(lambda part: part.sell_price), 1))),
+                o_order.payload.time_in_force.eq(s1_rule.time_in_force),
                 o_order.payload.timestamp.eq(s1.timestamp),
                 o_order.payload.stamp.eq(s1.stamp),
             ]
