@@ -16,7 +16,7 @@ from itchbytes import (DECODED, LENGTHS, Bench, block, block_beats, expected_eve
                        schedule_packets, split_blocks)
 
 # Decoder latency target: cycles from the beat carrying a message's last byte to its event.
-LATENCY = 2
+LATENCY = 3
 
 
 class SplitAndDecode(wiring.Component):

@@ -8,7 +8,7 @@ from t2t_gateware.streams import PayloadBeat
 from itchbytes import SESSION, Bench, mold_packet, payload_beats, random_message, schedule_packets
 
 # Cycles from a payload beat entering an idle arbiter to the same bytes leaving on o_blocks.
-LATENCY = 3
+LATENCY = 4
 OTHER_SESSION = b"OTHER00001"
 
 
@@ -79,7 +79,7 @@ def counters(bench):
     return {name: bench.probed[name] for name in COUNTERS if bench.probed[name]}
 
 
-def test_single_feed_in_order_then_blocks_forwarded_with_latency_3():
+def test_single_feed_in_order_then_blocks_forwarded_with_latency_4():
     rng = random.Random(1)
     payloads = data_packets(rng, 1, 5)
     bench = run_arbiter(feed_schedule(payloads, feed=0, gap=3))

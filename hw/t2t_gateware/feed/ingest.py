@@ -63,9 +63,9 @@ class FeedIngest(wiring.Component):
 
     Notes
     -----
-    Latency from the payload beat carrying a message's last byte to its event on ``o_event``: 5 cycles (arbiter
-    3, splitter 1, decoder 1; the filter reads its table while the decoder works, and an event bypasses the
-    empty event FIFO), also with both feeds at full rate; more only while the arbiter catches up after a wait
+    Latency from the payload beat carrying a message's last byte to its event on ``o_event``: 7 cycles (arbiter
+    4, splitter 2, decoder 1; the filter reads its table two cycles ahead, and an event bypasses the empty event
+    FIFO), also with both feeds at full rate; more only while the arbiter catches up after a wait
     (a copy taken after a bad one, a gap wait). Throughput: one payload beat per cycle per feed, at most one event per cycle
     out. The pipeline never stalls: while ``o_event.ready`` is low, events queue in the event FIFO; an event
     that finds it full is dropped and counted in ``event_overflow``.
@@ -114,7 +114,7 @@ class FeedIngest(wiring.Component):
             event_filter.sub_addr.eq(self.sub_addr),
             event_filter.sub_data.eq(self.sub_data),
             event_filter.sub_we.eq(self.sub_we),
-            event_filter.lookahead_locate.eq(decoder.next_locate),
+            event_filter.lookahead_locate.eq(message_splitter.next_locate),
         ]
 
         # An event goes straight out when nothing waits in the FIFO and the consumer takes it; otherwise it

@@ -35,7 +35,8 @@ class ItchDecoder(wiring.Component):
         One event per decoded message, never held back.
     next_locate : Out(16)
         The stock locate of the message being decoded, i.e. of the event ``o_event`` carries next cycle, for a
-        lookup that runs in parallel with decoding (:class:`SymbolFilter`).
+        lookup that runs in parallel with decoding (:class:`FeedIngest` uses
+        :attr:`MessageSplitter.next_locate`, one cycle earlier, so that the table bit is registered).
     message_counts : Out(32).array(23)
         Wrapping count of messages of each type, in :data:`~.itch.MESSAGE_TYPES` order.
 

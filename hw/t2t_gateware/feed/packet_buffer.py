@@ -1,6 +1,6 @@
 """Per-feed MoldUDP64 header parsing and packet buffering, in front of the A/B arbiter."""
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +22,9 @@ class MoldUdp64Header(data.Struct):
     ``session`` holds the 10 session bytes as a big-endian number (first character in the most significant
     byte, as in the register map). ``end`` is ``sequence + count``. ``complete`` says the packet ended with its
     header (20 bytes, the normal heartbeat and end of session); then ``error`` is its FCS status, else ``error``
-    is 0 and means nothing yet.
+    is 0 and means nothing yet. ``heartbeat`` (count 0) and ``end_of_session`` (count 0xFFFF) are decoded from
+    ``count``. ``session_match``: ``session`` equalled the buffer's ``session`` input when the header was
+    written (meaningful only while ``session_match_valid``).
     """
     session: 80
     sequence: 64
@@ -30,6 +32,9 @@ class MoldUdp64Header(data.Struct):
     count: 16
     complete: 1
     error: 1
+    heartbeat: 1
+    end_of_session: 1
+    session_match: 1
 
 
 class BufferedBeat(data.Struct):
@@ -76,7 +81,7 @@ class MoldUdp64PacketBuffer(wiring.Component):
     o_header : Out(stream.Signature(MoldUdp64Header))
         One entry per buffered packet; shows up 1 cycle after beat 2 arrived.
     o_body : Out(stream.Signature(BufferedBeat))
-        The buffered beats, in order; a beat shows up 2 cycles after it arrived, one beat per cycle.
+        The buffered beats, in order; a beat shows up 3 cycles after it arrived, one beat per cycle.
     overflow : Out(32)
         Wrapping count of packets lost to buffer limits: refused whole at their first beat because either FIFO
         lacks room for a longest packet, or cut short because they were longer than ``max_payload_bytes``.
@@ -86,6 +91,14 @@ class MoldUdp64PacketBuffer(wiring.Component):
     cut_packets : Out(32)
         Wrapping count of packets given up before their last beat: a pause longer than ``stall_timeout``, or a
         new ``first`` in the middle of the body.
+    session : In(80)
+        The session each header's ``session_match`` is computed against (the arbiter's current session).
+    session_change : In(1)
+        ``session`` takes another value at the end of this cycle: the ``session_match`` of the headers already
+        buffered (or written this cycle) is out of date.
+    session_match_valid : Out(1)
+        The head's ``session_match`` is up to date: after a ``session_change``, low until the headers buffered
+        then have been read.
 
     Notes
     -----
@@ -99,6 +112,9 @@ class MoldUdp64PacketBuffer(wiring.Component):
     overflow: Out(32)
     runt_packets: Out(32)
     cut_packets: Out(32)
+    session: In(80)
+    session_change: In(1)
+    session_match_valid: Out(1)
 
     def __init__(self, *, body_depth=512, header_depth=16, max_payload_bytes=1472, stall_timeout=64):
         # Beats from payload byte 16 (start of beat 2) to the end of the longest payload.
@@ -117,17 +133,23 @@ class MoldUdp64PacketBuffer(wiring.Component):
         m = Module()
 
         m.submodules.header_fifo = header_fifo = fifo.SyncFIFO(width=MoldUdp64Header.as_shape().size,
-                                                               depth=self._header_depth)
+                                                               depth=self._header_depth - 1)
         m.submodules.body_fifo = body_fifo = fifo.SyncFIFOBuffered(width=BufferedBeat.as_shape().size,
                                                                    depth=self._body_depth)
         m.d.comb += [
-            self.o_header.valid.eq(header_fifo.r_rdy),
-            self.o_header.payload.eq(header_fifo.r_data),
-            header_fifo.r_en.eq(self.o_header.ready),
-            self.o_body.valid.eq(body_fifo.r_rdy),
-            self.o_body.payload.eq(body_fifo.r_data),
-            body_fifo.r_en.eq(self.o_body.ready),
         ]
+        # Output register after the block RAM (its clock-to-output is slow): the arbiter's decision reads
+        # ``last``/``error`` of the head beat.
+        body_out_valid = Signal()
+        body_out = Signal(BufferedBeat)
+        body_load = ~body_out_valid | self.o_body.ready
+        m.d.comb += [
+            self.o_body.valid.eq(body_out_valid),
+            self.o_body.payload.eq(body_out),
+            body_fifo.r_en.eq(body_load),
+        ]
+        with m.If(body_load):
+            m.d.sync += [body_out_valid.eq(body_fifo.r_rdy), body_out.eq(body_fifo.r_data)]
 
         beat = self.i_payload.payload
         arriving = self.i_payload.valid
@@ -138,16 +160,35 @@ class MoldUdp64PacketBuffer(wiring.Component):
         header_beat_0 = Signal(64)
         header_beat_1 = Signal(64)
         body_beats = Signal(range(self._max_body_beats + 1))
+        body_full = Signal()  # body_beats == _max_body_beats, kept in a register
 
+        head_valid = Signal()
         # The header FIFO takes one entry per admitted packet, the body FIFO at most `_reserve` beats: checking
         # both at the first beat means a packet never runs out of room half way.
         room = ((self._body_depth - body_fifo.w_level >= self._reserve) &
-                (header_fifo.w_level < self._header_depth))
+                (header_fifo.w_level + head_valid < self._header_depth))
 
         lanes = [beat.data[8 * lane:8 * lane + 8] for lane in range(BEAT_BYTES)]
         header_bytes = ([header_beat_0[8 * lane:8 * lane + 8] for lane in range(BEAT_BYTES)] +
                         [header_beat_1[8 * lane:8 * lane + 8] for lane in range(BEAT_BYTES)] + lanes[:4])
         header = MoldUdp64Header(header_fifo.w_data)
+        header_write = Signal()
+
+        # The head header sits in a register (the arbiter compares it at once): a header goes there directly
+        # when the FIFO behind it is empty, so it still shows up 1 cycle after it was written.
+        head = Signal(MoldUdp64Header)
+        head_load = ~head_valid | self.o_header.ready
+        m.d.comb += [
+            self.o_header.valid.eq(head_valid),
+            self.o_header.payload.eq(head),
+            header_fifo.r_en.eq(head_load),
+            header_fifo.w_en.eq(header_write & ~(head_load & ~header_fifo.r_rdy)),
+        ]
+        with m.If(head_load):
+            m.d.sync += [
+                head_valid.eq(header_fifo.r_rdy | header_write),
+                head.eq(Mux(header_fifo.r_rdy, header_fifo.r_data, header_fifo.w_data)),
+            ]
         sequence = _big_endian(header_bytes[10:18])
         count = _big_endian(header_bytes[18:20])
         m.d.comb += [
@@ -157,7 +198,28 @@ class MoldUdp64PacketBuffer(wiring.Component):
             header.end.eq(sequence + count),
             header.complete.eq(beat.last),
             header.error.eq(beat.last & beat.error),
+            header.heartbeat.eq(count == 0),
+            header.end_of_session.eq(count == 0xFFFF),
+            header.session_match.eq(_big_endian(header_bytes[0:10]) == self.session),
         ]
+
+        # Headers whose session_match may be out of date: all those buffered when the session changed (a
+        # header written in that same cycle included), read out first.
+        stale_headers = Signal(range(self._header_depth + 1))
+        stale_clear = Signal(init=1)
+        header_read = self.o_header.ready & head_valid
+        buffered = Signal(range(self._header_depth + 2))
+        m.d.comb += [
+            self.session_match_valid.eq(stale_clear),
+            buffered.eq(header_fifo.r_level + head_valid + header_write),
+        ]
+        with m.If(self.session_change):
+            m.d.sync += [
+                stale_headers.eq(Mux(header_read, buffered - 1, buffered)),
+                stale_clear.eq(Mux(header_read, buffered == 1, buffered == 0)),
+            ]
+        with m.Elif(header_read & ~stale_clear):
+            m.d.sync += [stale_headers.eq(stale_headers - 1), stale_clear.eq(stale_headers == 1)]
 
         body = BufferedBeat(body_fifo.w_data)
         truncation_beat = Const({"last": 1, "truncated": 1}, BufferedBeat)
@@ -169,8 +231,14 @@ class MoldUdp64PacketBuffer(wiring.Component):
             body.error.eq(beat.error),
             body.stamp.eq(beat.stamp),
         ]
+        # The truncation beat: an empty last beat (its data and stamp are left over, and mean nothing).
         with m.If(write_truncation):
-            m.d.comb += body.eq(truncation_beat)
+            m.d.comb += [
+                body.keep.eq(truncation_beat.keep),
+                body.last.eq(truncation_beat.last),
+                body.error.eq(truncation_beat.error),
+                body.truncated.eq(truncation_beat.truncated),
+            ]
 
         # Outcomes counted this cycle (an interrupted packet and the new one may both count in one cycle).
         runt_interrupted = Signal()
@@ -205,8 +273,8 @@ class MoldUdp64PacketBuffer(wiring.Component):
                 with m.Case(HEADER_BEAT_2):
                     # keep is contiguous from lane 0: lane 3 present means the 20-byte header is complete.
                     with m.If(beat.keep[3]):
-                        m.d.comb += [header_fifo.w_en.eq(1), body_fifo.w_en.eq(1)]
-                        m.d.sync += [body_beats.eq(1), position.eq(BODY)]
+                        m.d.comb += [header_write.eq(1), body_fifo.w_en.eq(1)]
+                        m.d.sync += [body_beats.eq(1), body_full.eq(self._max_body_beats == 1), position.eq(BODY)]
                     with m.Else():
                         m.d.comb += runt_ended.eq(1)
                         m.d.sync += position.eq(DISCARD)
@@ -214,11 +282,12 @@ class MoldUdp64PacketBuffer(wiring.Component):
                         m.d.sync += position.eq(WAIT_FIRST)
                 with m.Case(BODY):
                     m.d.comb += body_fifo.w_en.eq(1)
-                    with m.If(body_beats == self._max_body_beats):
+                    with m.If(body_full):
                         m.d.comb += [too_long.eq(1), write_truncation.eq(1)]
                         m.d.sync += position.eq(DISCARD)
                     with m.Else():
-                        m.d.sync += body_beats.eq(body_beats + 1)
+                        m.d.sync += [body_beats.eq(body_beats + 1),
+                                     body_full.eq(body_beats == self._max_body_beats - 1)]
                     with m.If(beat.last):
                         m.d.sync += position.eq(WAIT_FIRST)
                 with m.Case(DISCARD):
@@ -226,18 +295,22 @@ class MoldUdp64PacketBuffer(wiring.Component):
                         m.d.sync += position.eq(WAIT_FIRST)
 
         idle_cycles = Signal(range(self._stall_timeout + 1))
+        stall_due = Signal(init=self._stall_timeout == 1)  # idle_cycles == stall_timeout - 1, in a register
         with m.If(arriving | (position != BODY)):
-            m.d.sync += idle_cycles.eq(0)
-        with m.Elif(idle_cycles == self._stall_timeout - 1):
+            m.d.sync += [idle_cycles.eq(0), stall_due.eq(self._stall_timeout == 1)]
+        with m.Elif(stall_due):
             m.d.comb += [cut.eq(1), write_truncation.eq(1), body_fifo.w_en.eq(1)]
             m.d.sync += position.eq(WAIT_FIRST)
         with m.Else():
-            m.d.sync += idle_cycles.eq(idle_cycles + 1)
+            m.d.sync += [idle_cycles.eq(idle_cycles + 1), stall_due.eq(idle_cycles == self._stall_timeout - 2)]
 
+        # The counters add one cycle later (registered increments).
+        outcomes = Signal(5)
         m.d.sync += [
-            self.overflow.eq(self.overflow + refused + too_long),
-            self.runt_packets.eq(self.runt_packets + runt_interrupted + runt_ended),
-            self.cut_packets.eq(self.cut_packets + cut),
+            outcomes.eq(Cat(refused, too_long, runt_interrupted, runt_ended, cut)),
+            self.overflow.eq(self.overflow + outcomes[0] + outcomes[1]),
+            self.runt_packets.eq(self.runt_packets + outcomes[2] + outcomes[3]),
+            self.cut_packets.eq(self.cut_packets + outcomes[4]),
         ]
 
         return m

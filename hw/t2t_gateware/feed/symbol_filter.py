@@ -1,6 +1,6 @@
 """Keeps the events of subscribed stocks (a 65536-bit table of stock locates in block RAM)."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -20,13 +20,14 @@ class SymbolFilter(wiring.Component):
     """Passes an event only if its stock locate is subscribed; system events (S, locate 0) always pass.
 
     The table starts empty (nothing subscribed). The host sets or clears one locate per write. The table is read
-    one cycle ahead, with ``lookahead_locate``, so that the filter adds no register to the event path.
+    two cycles ahead, with ``lookahead_locate``, so that the filter adds no register to the event path and its
+    block RAM output is registered.
 
     Attributes
     ----------
     lookahead_locate : In(16)
-        The locate of the event that arrives on ``i_event`` in the next cycle (e.g.
-        :attr:`ItchDecoder.next_locate`).
+        The locate of the event that arrives on ``i_event`` two cycles later (e.g.
+        :attr:`MessageSplitter.next_locate` in front of an :class:`ItchDecoder`).
     i_event : In(stream.Signature(ItchEvent, always_ready=True))
         Decoded events.
     o_event : Out(stream.Signature(ItchEvent, always_ready=True))
@@ -36,13 +37,13 @@ class SymbolFilter(wiring.Component):
     sub_data : In(1)
         1 subscribes ``sub_addr``, 0 unsubscribes it.
     sub_we : In(1)
-        Write strobe; the new value applies to events arriving 2 cycles later.
+        Write strobe; the new value applies to events arriving 3 cycles later.
     unsubscribed_events : Out(32)
         Wrapping count of events held back.
 
     Notes
     -----
-    Latency: 0 cycles (``o_event`` is ``i_event`` gated by the table bit read the cycle before). Throughput: one
+    Latency: 0 cycles (``o_event`` is ``i_event`` gated by a registered table bit). Throughput: one
     event per cycle.
     """
 
@@ -67,8 +68,12 @@ class SymbolFilter(wiring.Component):
             lookup.addr.eq(self.lookahead_locate),
         ]
 
+        # The table bit, registered (the block RAM's clock-to-output is slow): read two cycles ahead.
+        subscribed_bit = Signal()
+        m.d.sync += subscribed_bit.eq(lookup.data)
+
         event = self.i_event.payload
-        passes = lookup.data | (event.kind == EventKind.SYSTEM_EVENT)
+        passes = subscribed_bit | (event.kind == EventKind.SYSTEM_EVENT)
         m.d.comb += [
             self.o_event.payload.eq(event),
             self.o_event.valid.eq(self.i_event.valid & passes),
