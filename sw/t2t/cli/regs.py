@@ -6,7 +6,7 @@ from ..card import open_card
 from ..transport import TransportError
 from .errors import CliError
 
-__all__ = ["register", "open_card_for", "parse_int"]
+__all__ = ["register", "open_card_for", "parse_int", "format_value"]
 
 EXIT_NO_CARD = 3
 
@@ -26,7 +26,8 @@ def parse_int(text):
         raise CliError(f"{text!r} is not a number (decimal, or 0x.. hex)", exit_code=2) from None
 
 
-def _format_value(reg, value):
+def format_value(reg, value):
+    """``value`` in hex with as many digits as ``reg`` (a register of the map) is wide."""
     digits = (reg.width + 3) // 4
     return f"{value:#0{digits + 2}x}"
 
@@ -34,7 +35,7 @@ def _format_value(reg, value):
 def _human_row(card, reg, value):
     fields = card.decode(reg.path, value)
     decoded = " ".join(f"{k}={v}" for k, v in fields.items())
-    return f"{reg.address:#06x}  {reg.path:<24} {_format_value(reg, value):>22}  {value:>20}  {decoded}"
+    return f"{reg.address:#06x}  {reg.path:<24} {format_value(reg, value):>22}  {value:>20}  {decoded}"
 
 
 def _dump(args):
@@ -86,7 +87,7 @@ def _set(args):
             if reg.commit:
                 note = f" (committed group {reg.commit})" if args.commit else \
                     f" (staged: applies when group {reg.commit} is committed)"
-            print(f"{reg.path} = {_format_value(reg, value)}{note}")
+            print(f"{reg.path} = {format_value(reg, value)}{note}")
     return 0
 
 

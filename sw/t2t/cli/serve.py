@@ -19,7 +19,7 @@ from ..server.authorization import AuthorizedFileError, load_authorized
 from ..server.card_server import CardServer
 from ..server.keys import KeyFileError, load_keypair
 from .errors import CliError
-from .regs import open_card_for
+from .regs import format_value, open_card_for
 
 __all__ = ["register", "DEFAULT_AUDIT_LOG"]
 
@@ -72,13 +72,13 @@ def _run_until_stopped(server, what, to_whom):
 
 
 def _format_value(regmap, path, value):
+    """An audit value as the register shows it; "-" where the entry has none."""
     if not isinstance(value, int) or isinstance(value, bool):
         return "-"
     try:
-        digits = (regmap[path].width + 3) // 4
-    except KeyError:
-        digits = 8
-    return f"{value:#0{digits + 2}x}"
+        return format_value(regmap[path], value)
+    except KeyError:  # an address rather than a name, or a register this host's map no longer has
+        return f"{value:#010x}"
 
 
 def _audit(args):
