@@ -1,9 +1,11 @@
 """The card's top level: network ports in and out, the AXI4-Lite register bank, and the pipeline between them."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .book.builder import COUNTERS as BOOK_COUNTERS
+from .book.builder import BookBuilder
 from .feed.ingest import COUNTERS as INGEST_COUNTERS
 from .feed.ingest import FeedIngest
 from .feed.itch import MESSAGE_TYPES
@@ -11,26 +13,53 @@ from .net.udp_receiver import OUTCOMES, UdpReceiver
 from .regs.axi_lite import AxiLiteSignature
 from .regs.bank import RegisterBank
 from .regs.generate import load_regmap
-from .streams import BEAT_BYTES, STAMP_BITS, MacBeat, MacRxSignature
+from .streams import BEAT_BYTES, STAMP_BITS, BboUpdate, EventKind, MacBeat, MacRxSignature
+from .trade.ouch_encoder import OuchEncoder
+from .trade.risk_gate import COUNTERS as RISK_COUNTERS
+from .trade.risk_gate import RiskGate
+from .trade.strategy import COUNTERS as STRATEGY_COUNTERS
+from .trade.strategy import ThresholdStrategy
 
-__all__ = ["Tick2TradeTop"]
+__all__ = ["SYMBOLS", "Tick2TradeTop"]
+
+#: Symbol slots: stocks the book, the strategy and the risk gate follow at once.
+SYMBOLS = 8
+
+#: Entries of the order log the host drains.
+ORDER_LOG_DEPTH = 64
+
+#: Latency histogram bins: one per cycle, the last one for that many cycles or more.
+LATENCY_BINS = 32
+
+
+class BboTapSignature(wiring.Signature):
+    """A copy of every best bid/offer update the book sends to the strategy: ``valid`` and a :class:`BboUpdate`,
+    no ``ready`` (it never holds the book back). On a card it feeds market-data recording; the virtual card
+    collects it for ``t2t replay --bbo-out``.
+    """
+
+    def __init__(self):
+        super().__init__({"valid": Out(1), "payload": Out(BboUpdate)})
 
 
 class Tick2TradeTop(wiring.Component):
     """Everything on the card between the MACs and the PCIe bridge.
 
     Ports: ``axil`` (AXI4-Lite subordinate, the host's BAR), ``rx_a``/``rx_b`` (feed A and B from their MACs, one
-    64-bit beat per clock, never held back), ``tx`` (order entry toward the exchange session; the MAC or TCP
-    offload engine may hold it back with ``ready``). Single clock domain ``sync``.
+    64-bit beat per clock, never held back), ``tx`` (SoupBinTCP packets of OUCH orders toward the exchange
+    session: a TCP offload engine or the host's session owns the connection; it may hold TX back with
+    ``ready``), ``bbo`` (a copy of the book's BBO updates). Single clock domain ``sync``.
     """
 
-    def __init__(self, regmap=None):
+    def __init__(self, regmap=None, *, symbols=SYMBOLS):
         self.regmap = regmap or load_regmap()
+        self.symbols = symbols
         super().__init__({
             "axil": In(AxiLiteSignature(self.regmap.address_width)),
             "rx_a": In(MacRxSignature()),
             "rx_b": In(MacRxSignature()),
             "tx": Out(stream.Signature(MacBeat)),
+            "bbo": Out(BboTapSignature()),
         })
 
     def elaborate(self, platform):
@@ -45,6 +74,7 @@ class Tick2TradeTop(wiring.Component):
 
         m.submodules.ingest = ingest = FeedIngest()
         self._connect_ingest(m, bank, ingest)
+        self._connect_trading(m, bank, ingest, cycles)
 
         status = bank["control.status"]
         for feed_id, (name, rx) in enumerate((("a", self.rx_a), ("b", self.rx_b))):
@@ -74,6 +104,184 @@ class Tick2TradeTop(wiring.Component):
                 # keep is contiguous from lane 0: its bit count is the byte count.
                 m.d.sync += payload_bytes.eq(payload_bytes + Mux(payload.p.last, sum(payload.p.keep), BEAT_BYTES))
         return m
+
+    def _connect_trading(self, m, bank, ingest, cycles):
+        """Book -> threshold strategy -> risk gate -> OUCH encoder -> TX, the order log and the latency figures."""
+        S = self.symbols
+        stamp = cycles[:STAMP_BITS]
+        m.submodules.book = book = BookBuilder(symbols=S)
+        m.submodules.strategy = strategy = ThresholdStrategy(S)
+        m.submodules.risk_gate = risk = RiskGate(S)
+        m.submodules.encoder = encoder = OuchEncoder()
+
+        wiring.connect(m, ingest.o_event, book.i_event)
+        wiring.connect(m, book.o_bbo, strategy.i_bbo)
+        wiring.connect(m, encoder.o_tx, wiring.flipped(self.tx))
+        m.d.comb += [
+            risk.i_bbo_tap.valid.eq(book.o_bbo.valid & book.o_bbo.ready),
+            risk.i_bbo_tap.payload.eq(book.o_bbo.payload),
+            self.bbo.valid.eq(book.o_bbo.valid & book.o_bbo.ready),
+            self.bbo.payload.eq(book.o_bbo.payload),
+        ]
+
+        # Symbol slots: one host write maps a slot in the book, names it in the encoder, and here, for halts.
+        slot_write = bank["book.slot"]
+        slot_index, slot_locate, slot_valid = (slot_write.field(n) for n in ("slot", "locate", "valid"))
+        m.d.comb += [
+            book.slot_we.eq(slot_write.strobe), book.slot_index.eq(slot_index),
+            book.slot_locate.eq(slot_locate), book.slot_valid.eq(slot_valid),
+            encoder.symbol_we.eq(slot_write.strobe), encoder.symbol_slot.eq(slot_index),
+            encoder.symbol_name.eq(bank["book.symbol"].value),
+            bank["book.slots"].value.eq(S),
+            bank["book.degraded"].value.eq(book.degraded),
+            book.degraded_clear.eq(Mux(bank["book.degraded_clear"].strobe, bank["book.degraded_clear"].value, 0)),
+        ]
+        depth = bank["book.depth_select"]
+        m.d.comb += [
+            book.depth_slot.eq(depth.field("slot")), book.depth_side.eq(depth.field("side")),
+            book.depth_level.eq(depth.field("level")),
+            bank["book.depth_price"].value.eq(book.depth_price),
+            bank["book.depth_shares"].value.eq(book.depth_shares),
+            bank["book.depth_orders"].value.eq(book.depth_orders),
+        ]
+        for name in BOOK_COUNTERS:
+            m.d.comb += bank[f"book.{name}"].value.eq(getattr(book, name))
+
+        # Halts: an ITCH trading action (H) of a followed stock stops its rule unless the state is T (trading).
+        slot_locates = [Signal(16, name=f"halt_slot{s}_locate") for s in range(S)]
+        slot_follows = [Signal(name=f"halt_slot{s}_valid") for s in range(S)]
+        with m.If(slot_write.strobe):
+            for s in range(S):
+                with m.If(slot_index == s):
+                    m.d.sync += [slot_locates[s].eq(slot_locate), slot_follows[s].eq(slot_valid)]
+        event = ingest.o_event
+        action = Signal()
+        action_locate = Signal(16)
+        action_trading = Signal()
+        m.d.sync += [
+            action.eq(event.valid & event.ready & (event.p.kind == EventKind.TRADING_ACTION)),
+            action_locate.eq(event.p.locate),
+            action_trading.eq(event.p.code == ord("T")),
+        ]
+        halted = bank["strategy.halted"].value
+        for s in range(S):
+            with m.If(action & slot_follows[s] & (slot_locates[s] == action_locate)):
+                m.d.sync += halted[s].eq(~action_trading)
+        m.d.comb += strategy.halted.eq(halted[:S])
+
+        # Rules: staged field by field, written per slot, committed all at once.
+        rule = strategy.rule
+        flags = bank["strategy.rule_flags"]
+        m.d.comb += [
+            strategy.cycle.eq(cycles),
+            rule.enable.eq(flags.field("enable")), rule.one_shot.eq(flags.field("one_shot")),
+            rule.buy_threshold.eq(bank["strategy.rule_buy_threshold"].value),
+            rule.sell_threshold.eq(bank["strategy.rule_sell_threshold"].value),
+            rule.shares.eq(bank["strategy.rule_shares"].value),
+            rule.offset.eq(bank["strategy.rule_offset"].value),
+            rule.time_in_force.eq(bank["strategy.rule_time_in_force"].value),
+            rule.cooldown.eq(bank["strategy.rule_cooldown"].value),
+            strategy.rule_slot.eq(bank["strategy.rule_slot"].value),
+            strategy.rule_we.eq(bank["strategy.rule_write"].strobe),
+            strategy.rules_commit.eq(bank["strategy.rules_commit"].strobe),
+            strategy.rearm.eq(Mux(bank["strategy.rearm"].strobe, bank["strategy.rearm"].value, 0)),
+        ]
+        for name in STRATEGY_COUNTERS:
+            m.d.comb += bank[f"strategy.{name}"].value.eq(getattr(strategy, name))
+
+        # Arming: a disarmed strategy's orders are counted and go no further.
+        armed = bank["strategy.control"].field("armed")
+        order = strategy.o_order
+        m.d.comb += [
+            risk.i_order.valid.eq(order.valid & armed),
+            risk.i_order.payload.eq(order.payload),
+            order.ready.eq(risk.i_order.ready | ~armed),
+        ]
+        disarmed = bank["strategy.disarmed"].value
+        with m.If(order.valid & ~armed):
+            m.d.sync += disarmed.eq(disarmed + 1)
+
+        # Risk limits (one commit group), positions, kill switch, reject log.
+        limits = risk.limits
+        for name in ("max_shares", "max_notional", "collar_ticks", "bucket_capacity", "refill_cycles",
+                     "duplicate_window", "max_rejects", "reject_window"):
+            m.d.comb += getattr(limits, name).eq(bank[f"risk.{name}"].value)
+        control = bank["risk.control"]
+        m.d.comb += [
+            risk.cycle.eq(cycles),
+            risk.restricted.eq(bank["risk.restricted"].value),
+            risk.position_we.eq(bank["risk.position_write"].strobe),
+            risk.position_slot.eq(bank["risk.position_slot"].value),
+            risk.position.eq(bank["risk.position"].value),
+            risk.position_limit.eq(bank["risk.position_limit"].value),
+            risk.kill.eq(control.strobe & control.field("kill")),
+            risk.rearm.eq(control.strobe & control.field("rearm")),
+            bank["risk.status"].field("killed").eq(risk.killed),
+        ]
+        for name in RISK_COUNTERS:
+            m.d.comb += bank[f"risk.{name}"].value.eq(getattr(risk, name))
+        reject = bank["risk.reject"]
+        record = risk.o_reject.p
+        m.d.comb += [
+            reject.value.eq(Mux(risk.o_reject.valid,
+                                Cat(record.reason, record.side, Const(0, 3), record.slot, record.locate,
+                                    record.shares, record.price), 0)),
+            risk.o_reject.ready.eq(reject.read_strobe),
+        ]
+
+        # The order encoder; it takes an order in the cycle it sends the order's first TX beat.
+        wiring.connect(m, risk.o_order, encoder.i_order)
+        orders = "orders"
+        m.d.comb += [
+            encoder.stamp.eq(stamp),
+            encoder.token_prefix.eq(bank[f"{orders}.token_prefix"].value),
+            encoder.firm.eq(bank[f"{orders}.firm"].value),
+            encoder.token_start.eq(bank[f"{orders}.token_start"].value),
+            encoder.token_reset.eq(bank[f"{orders}.token_reset"].strobe),
+            bank[f"{orders}.sent"].value.eq(encoder.orders_sent),
+            bank[f"{orders}.status"].field("tokens_exhausted").eq(encoder.tokens_exhausted),
+        ]
+
+        # The order log: every entry is queued for the host (a full queue drops and counts).
+        entry = encoder.o_log.p
+        latency = Signal(STAMP_BITS)
+        m.d.comb += latency.eq(entry.tx_stamp - entry.trigger_stamp)
+        log_word = Cat(Const(1, 1), entry.side, Const(0, 6), entry.slot, entry.locate, entry.token_number,
+                       entry.shares, entry.price, entry.timestamp, Const(0, 16), latency, Const(0, 16))
+        m.submodules.order_log = order_log = fifo.SyncFIFOBuffered(width=len(log_word), depth=ORDER_LOG_DEPTH)
+        log = bank[f"{orders}.log"]
+        log_dropped = bank[f"{orders}.log_dropped"].value
+        m.d.comb += [
+            encoder.o_log.ready.eq(1),
+            order_log.w_data.eq(log_word),
+            order_log.w_en.eq(encoder.o_log.valid),
+            log.value.eq(Mux(order_log.r_rdy, order_log.r_data, 0)),
+            order_log.r_en.eq(log.read_strobe),
+        ]
+        with m.If(encoder.o_log.valid & ~order_log.w_rdy):
+            m.d.sync += log_dropped.eq(log_dropped + 1)
+
+        # Latency figures and histogram, from the order taken by the encoder (its first TX beat's cycle).
+        sent = risk.o_order.valid & risk.o_order.ready
+        measured = Signal()
+        measured_cycles = Signal(STAMP_BITS)
+        m.d.sync += [measured.eq(sent), measured_cycles.eq(stamp - risk.o_order.p.stamp)]
+        count, high, total = (bank[f"latency.{n}"].value for n in ("count", "max", "sum"))
+        low = Signal(STAMP_BITS, init=(1 << STAMP_BITS) - 1)
+        m.d.comb += bank["latency.min"].value.eq(low)
+        bins = [bank[f"latency.bin_{i:02d}"].value for i in range(LATENCY_BINS)]
+        with m.If(bank["latency.clear"].strobe):
+            m.d.sync += [count.eq(0), low.eq(~0), high.eq(0), total.eq(0)] + [b.eq(0) for b in bins]
+        with m.Elif(measured):
+            m.d.sync += [
+                count.eq(count + 1), total.eq(total + measured_cycles),
+                low.eq(Mux(measured_cycles < low, measured_cycles, low)),
+                high.eq(Mux(measured_cycles > high, measured_cycles, high)),
+            ]
+            for i, counter in enumerate(bins):
+                hit = (measured_cycles == i) if i < LATENCY_BINS - 1 else (measured_cycles >= i)
+                with m.If(hit):
+                    m.d.sync += counter.eq(counter + 1)
 
     @staticmethod
     def _connect_ingest(m, bank, ingest):
@@ -108,11 +316,11 @@ class Tick2TradeTop(wiring.Component):
             ingest.sub_we.eq(subscribe.strobe),
         ]
 
-        # Until the book builder consumes events, they are counted and the last one is kept for the host.
+        # Every event that leaves the ingest is counted, and the last one kept for bring-up.
         event = ingest.o_event
-        m.d.comb += event.ready.eq(1)
+        taken = event.valid & event.ready
         events = bank["itch.events"].value
-        with m.If(event.valid):
+        with m.If(taken):
             m.d.sync += [
                 events.eq(events + 1),
                 bank["last_event.kind"].value.eq(Cat(event.p.kind, event.p.side, Const(0, 3), event.p.code)),

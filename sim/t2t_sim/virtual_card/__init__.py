@@ -43,6 +43,11 @@ def _load(path):
     lib.vc_tx_available.restype = ctypes.c_uint64
     lib.vc_tx_pop.argtypes = [handle, _u64p, _u8p, _u8p, _u64p, ctypes.c_uint64]
     lib.vc_tx_pop.restype = ctypes.c_uint64
+    lib.vc_bbo_words.restype = ctypes.c_uint64
+    lib.vc_bbo_available.argtypes = [handle]
+    lib.vc_bbo_available.restype = ctypes.c_uint64
+    lib.vc_bbo_pop.argtypes = [handle, np.ctypeslib.ndpointer(np.uint32, flags="C_CONTIGUOUS"), ctypes.c_uint64]
+    lib.vc_bbo_pop.restype = ctypes.c_uint64
     return lib
 
 
@@ -55,6 +60,20 @@ def _shared_library():
         from ..build import virtual_card_library
         _library = _load(virtual_card_library())
     return _library
+
+
+def _bbo_fields():
+    """``{name: (offset, width)}`` of the BBO tap's payload, from the gateware's own layout."""
+    from t2t_gateware.streams import BboUpdate
+    layout = BboUpdate.as_shape()
+    return {name: (field.offset, field.width) for name, field in layout}
+
+
+def _unpack_fields(rows, fields):
+    """Slice bit fields (each at most 64 bits) out of rows of little-endian 32-bit words."""
+    as_int = [int.from_bytes(row.tobytes(), "little") for row in rows]
+    return {name: np.array([(value >> offset) & ((1 << width) - 1) for value in as_int], dtype=np.uint64)
+            for name, (offset, width) in fields.items()}
 
 
 def frame_to_beats(frame, error=False):
@@ -158,3 +177,12 @@ class VirtualCard(Transport):
         cycles = np.zeros(count, np.uint64)
         self._lib.vc_tx_pop(self._handle, data, keep, flags, cycles, count)
         return data, keep, flags, cycles
+
+    def pop_bbo(self):
+        """Every BBO update the book sent since the last call, in order: a dict of numpy arrays keyed by the
+        fields of :class:`t2t_gateware.streams.BboUpdate` (``slot``, ``locate``, ``bid_price``, ...)."""
+        words_per_update = self._lib.vc_bbo_words()
+        count = self._lib.vc_bbo_available(self._handle)
+        words = np.zeros(count * words_per_update, np.uint32)
+        self._lib.vc_bbo_pop(self._handle, words, count)
+        return _unpack_fields(words.reshape(count, words_per_update), _bbo_fields())

@@ -6,6 +6,7 @@
 //
 // Port names: Amaranth names the top's ports `axil__awaddr`, `rx_a__payload`, ...; Verilator escapes the double
 // underscore as `___05F`, so those members read `axil___05Fawaddr` here.
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <vector>
@@ -19,6 +20,8 @@ namespace {
 constexpr uint8_t FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_ERROR = 4, FLAG_IDLE = 8;
 // MacBeat payload layout: data[0:64], keep[64:72], first[72], last[73], error[74].
 constexpr int KEEP_LSB = 64, FIRST_BIT = 72, LAST_BIT = 73, ERROR_BIT = 74;
+// Words of the BBO tap's payload (a VlWide, whose storage is its 32-bit words).
+constexpr size_t BBO_WORDS = sizeof(Vt2t_top::bbo___05Fpayload) / sizeof(uint32_t);
 // An AXI4-Lite transaction that takes longer than this has hung the bank: report it instead of spinning.
 constexpr int AXI_TIMEOUT_CYCLES = 1000;
 
@@ -52,6 +55,7 @@ struct Card {
     std::deque<Beat> rx[2];
     std::vector<Beat> tx;
     std::vector<uint64_t> tx_cycles;
+    std::vector<uint32_t> bbo;  // BBO tap: BBO_WORDS words per update, as the port's bits, least significant first
     uint64_t cycle = 0;
 
     Card() { top = new Vt2t_top(&context); }
@@ -75,6 +79,10 @@ struct Card {
         top->tx___05Fready = 1;
         top->clk = 0;
         top->eval();
+        if (top->bbo___05Fvalid) {
+            const uint32_t* words = reinterpret_cast<const uint32_t*>(&top->bbo___05Fpayload);
+            bbo.insert(bbo.end(), words, words + BBO_WORDS);
+        }
         if (top->tx___05Fvalid) {
             tx.push_back(get_payload(top->tx___05Fpayload));
             tx_cycles.push_back(cycle);
@@ -203,6 +211,20 @@ uint64_t vc_tx_pop(void* handle, uint64_t* data, uint8_t* keep, uint8_t* flags, 
     }
     card->tx.erase(card->tx.begin(), card->tx.begin() + count);
     card->tx_cycles.erase(card->tx_cycles.begin(), card->tx_cycles.begin() + count);
+    return count;
+}
+
+uint64_t vc_bbo_words() { return BBO_WORDS; }
+
+uint64_t vc_bbo_available(void* handle) { return static_cast<Card*>(handle)->bbo.size() / BBO_WORDS; }
+
+// Moves up to `capacity` collected BBO updates (BBO_WORDS words each) out; returns how many.
+uint64_t vc_bbo_pop(void* handle, uint32_t* words, uint64_t capacity) {
+    Card* card = static_cast<Card*>(handle);
+    uint64_t count = card->bbo.size() / BBO_WORDS;
+    if (count > capacity) count = capacity;
+    std::copy(card->bbo.begin(), card->bbo.begin() + count * BBO_WORDS, words);
+    card->bbo.erase(card->bbo.begin(), card->bbo.begin() + count * BBO_WORDS);
     return count;
 }
 
