@@ -148,12 +148,23 @@ class Tick2TradeTop(wiring.Component):
             m.d.comb += bank[f"book.{name}"].value.eq(getattr(book, name))
 
         # Halts: an ITCH trading action (H) of a followed stock stops its rule unless the state is T (trading).
-        slot_locates = [Signal(16, name=f"halt_slot{s}_locate") for s in range(S)]
-        slot_follows = [Signal(name=f"halt_slot{s}_valid") for s in range(S)]
+        slot_locates = [Signal(16, name=f"slot{s}_locate") for s in range(S)]
+        slot_follows = [Signal(name=f"slot{s}_valid") for s in range(S)]
+        slot_symbols = [Signal(64, name=f"slot{s}_symbol") for s in range(S)]
         with m.If(slot_write.strobe):
             for s in range(S):
                 with m.If(slot_index == s):
-                    m.d.sync += [slot_locates[s].eq(slot_locate), slot_follows[s].eq(slot_valid)]
+                    m.d.sync += [slot_locates[s].eq(slot_locate), slot_follows[s].eq(slot_valid),
+                                 slot_symbols[s].eq(bank["book.symbol"].value)]
+        # The host reads the slot table back one slot at a time.
+        view = bank["book.slot_view"].value
+        for s in range(S):
+            with m.If(view == s):
+                m.d.comb += [
+                    bank["book.slot_view_locate"].field("locate").eq(slot_locates[s]),
+                    bank["book.slot_view_locate"].field("valid").eq(slot_follows[s]),
+                    bank["book.slot_view_symbol"].value.eq(slot_symbols[s]),
+                ]
         event = ingest.o_event
         action = Signal()
         action_locate = Signal(16)

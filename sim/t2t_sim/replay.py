@@ -137,13 +137,19 @@ class Replay:
         slots (the rest are reported in ``left_out``).
     thresholds, risk : t2t.config.trading.ThresholdsConfig / RiskConfig or None
         Loaded before the replay; with thresholds the strategy is armed.
+    loop : object or None
+        Closed loop (:class:`t2t_sim.closed_loop.ClosedLoop`): after each chunk, ``loop.on_chunk(card, slot_map,
+        messages, orders, bbo_rows)`` sees the chunk's raw ITCH messages, the orders the card sent and the BBO
+        changes (and may write to the card, e.g. positions or the kill switch).
     ab : bool
         Send every packet on both feeds (A first), as an exchange does.
     packets_per_chunk : int
         Packets sent between two drains of the card's order and reject logs.
     """
 
-    def __init__(self, *, symbols=None, thresholds=None, risk=None, ab=False, packets_per_chunk=32, card=None):
+    def __init__(self, *, symbols=None, thresholds=None, risk=None, ab=False, packets_per_chunk=32, card=None,
+                 loop=None):
+        self.loop = loop
         self.symbols = symbols
         self.thresholds = thresholds
         self.risk = risk
@@ -175,17 +181,28 @@ class Replay:
             started = time.perf_counter()
             start_cycle = card.transport.cycle
             last_rows = {}
+            if self.loop is not None:
+                self.loop.start(card, slot_map)
             for frames, messages, change in self._chunks(path, card, changes or {}):
                 for port, frame in frames:
                     card.transport.push_frame(port, frame, gap=INTER_FRAME_CYCLES)
                 card.transport.run_until_rx_drained(extra_cycles=64)
                 result.frames += len(frames)
-                result.messages += messages
+                result.messages += len(messages) if isinstance(messages, list) else messages
+                orders_before, bbo_before, tx_before = len(result.orders), len(result.bbo), len(result.tx_bytes)
                 self._collect(card, slot_map, result, last_rows)
+                if self.loop is not None:
+                    self.loop.on_chunk(card, slot_map, messages, result.orders[orders_before:],
+                                       bytes(result.tx_bytes[tx_before:]), result.bbo[bbo_before:])
                 if change is not None:
                     change(card, slot_map)
             card.transport.run(256)
+            orders_before, bbo_before, tx_before = len(result.orders), len(result.bbo), len(result.tx_bytes)
             self._collect(card, slot_map, result, last_rows)
+            if self.loop is not None:
+                self.loop.on_chunk(card, slot_map, [], result.orders[orders_before:],
+                                   bytes(result.tx_bytes[tx_before:]), result.bbo[bbo_before:])
+                self.loop.finish(card)
             result.seconds = time.perf_counter() - started
             result.cycles = card.transport.cycle - start_cycle
             result.latency = trading.latency(card)
@@ -216,18 +233,18 @@ class Replay:
         sent = 0
         packets = pack_messages(messages, SESSION)
         pending = []
-        pending_messages = 0
+        pending_messages = []
         for packet in packets:
             payload = encode_packet(packet)
             for port, feed in ((0, FEED_A), (1, FEED_B))[:2 if self.ab else 1]:
                 pending.append((port, build_udp_frame(payload, dst_ip=feed[0], dst_port=feed[1])))
-            pending_messages += len(packet.messages)
-            due = change_points and sent + pending_messages >= change_points[0]
+            pending_messages.extend(packet.messages)
+            due = change_points and sent + len(pending_messages) >= change_points[0]
             if len(pending) >= self.packets_per_chunk or due:
-                sent += pending_messages
+                sent += len(pending_messages)
                 change = changes[change_points.pop(0)] if due else None
                 yield pending, pending_messages, change
-                pending, pending_messages = [], 0
+                pending, pending_messages = [], []
         if pending:
             yield pending, pending_messages, None
 

@@ -139,9 +139,16 @@ def load_symbols(card, slot_map):
         card.write("itch.subscribe", locate | 1 << subscribed)
 
 
-def read_slots(card, slot_map):
-    """What the card holds now cannot be read back from write-only slot registers; the slot map is the host's."""
-    return slot_map
+def read_slots(card):
+    """The slot table the card holds now, as a :class:`SlotMap` (slots that follow a stock only)."""
+    entries = []
+    for slot in range(slot_capacity(card)):
+        card.write("book.slot_view", slot)
+        view = card.decode("book.slot_view_locate", card.read("book.slot_view_locate"))
+        if view["valid"]:
+            symbol = card.read("book.slot_view_symbol").to_bytes(8, "little").decode("ascii", "replace").rstrip()
+            entries.append((slot, symbol, view["locate"]))
+    return SlotMap(tuple(entries))
 
 
 def _rule_registers(rule):

@@ -46,7 +46,8 @@ def _load(path):
     lib.vc_bbo_words.restype = ctypes.c_uint64
     lib.vc_bbo_available.argtypes = [handle]
     lib.vc_bbo_available.restype = ctypes.c_uint64
-    lib.vc_bbo_pop.argtypes = [handle, np.ctypeslib.ndpointer(np.uint32, flags="C_CONTIGUOUS"), ctypes.c_uint64]
+    lib.vc_bbo_pop.argtypes = [handle, np.ctypeslib.ndpointer(np.uint32, flags="C_CONTIGUOUS"), _u64p,
+                               ctypes.c_uint64]
     lib.vc_bbo_pop.restype = ctypes.c_uint64
     return lib
 
@@ -180,9 +181,13 @@ class VirtualCard(Transport):
 
     def pop_bbo(self):
         """Every BBO update the book sent since the last call, in order: a dict of numpy arrays keyed by the
-        fields of :class:`t2t_gateware.streams.BboUpdate` (``slot``, ``locate``, ``bid_price``, ...)."""
+        fields of :class:`t2t_gateware.streams.BboUpdate` (``slot``, ``locate``, ``bid_price``, ...), and ``cycle``:
+        the cycle the strategy took the update."""
         words_per_update = self._lib.vc_bbo_words()
         count = self._lib.vc_bbo_available(self._handle)
         words = np.zeros(count * words_per_update, np.uint32)
-        self._lib.vc_bbo_pop(self._handle, words, count)
-        return _unpack_fields(words.reshape(count, words_per_update), _bbo_fields())
+        cycles = np.zeros(count, np.uint64)
+        self._lib.vc_bbo_pop(self._handle, words, cycles, count)
+        fields = _unpack_fields(words.reshape(count, words_per_update), _bbo_fields())
+        fields["cycle"] = cycles
+        return fields

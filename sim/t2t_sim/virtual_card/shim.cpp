@@ -56,6 +56,7 @@ struct Card {
     std::vector<Beat> tx;
     std::vector<uint64_t> tx_cycles;
     std::vector<uint32_t> bbo;  // BBO tap: BBO_WORDS words per update, as the port's bits, least significant first
+    std::vector<uint64_t> bbo_cycles;  // the cycle each update was handed to the strategy
     uint64_t cycle = 0;
 
     Card() { top = new Vt2t_top(&context); }
@@ -82,6 +83,7 @@ struct Card {
         if (top->bbo___05Fvalid) {
             const uint32_t* words = reinterpret_cast<const uint32_t*>(&top->bbo___05Fpayload);
             bbo.insert(bbo.end(), words, words + BBO_WORDS);
+            bbo_cycles.push_back(cycle);
         }
         if (top->tx___05Fvalid) {
             tx.push_back(get_payload(top->tx___05Fpayload));
@@ -219,12 +221,14 @@ uint64_t vc_bbo_words() { return BBO_WORDS; }
 uint64_t vc_bbo_available(void* handle) { return static_cast<Card*>(handle)->bbo.size() / BBO_WORDS; }
 
 // Moves up to `capacity` collected BBO updates (BBO_WORDS words each) out; returns how many.
-uint64_t vc_bbo_pop(void* handle, uint32_t* words, uint64_t capacity) {
+uint64_t vc_bbo_pop(void* handle, uint32_t* words, uint64_t* cycles, uint64_t capacity) {
     Card* card = static_cast<Card*>(handle);
     uint64_t count = card->bbo.size() / BBO_WORDS;
     if (count > capacity) count = capacity;
     std::copy(card->bbo.begin(), card->bbo.begin() + count * BBO_WORDS, words);
+    std::copy(card->bbo_cycles.begin(), card->bbo_cycles.begin() + count, cycles);
     card->bbo.erase(card->bbo.begin(), card->bbo.begin() + count * BBO_WORDS);
+    card->bbo_cycles.erase(card->bbo_cycles.begin(), card->bbo_cycles.begin() + count);
     return count;
 }
 

@@ -17,6 +17,7 @@ from . import counters as counters_commands
 from . import feed as feed_commands
 from . import keys as keys_commands
 from . import regs as regs_commands
+from . import replay as replay_commands
 from . import serve as serve_commands
 from .errors import CliError
 
@@ -25,7 +26,7 @@ __all__ = ["main", "build_parser"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
 
 COMMAND_MODULES = (regs_commands, counters_commands, config_commands, feed_commands, serve_commands,
-                   keys_commands)
+                   keys_commands, replay_commands)
 
 
 def build_parser():
