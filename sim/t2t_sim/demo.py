@@ -1,67 +1,88 @@
-"""`make demo`: the main job on the virtual card, as far as the pipeline goes today.
+"""`make demo`: the main job on the virtual card.
 
-Generates a seeded ITCH 5.0 session, packs it into MoldUDP64 packets in Ethernet/IPv4/UDP frames sent on both
-feeds (A and B carry the same packets, as an exchange sends them), replays them into the virtual card at line
-rate and reads the card's counters back by name.
+Replays the bundled session (samples/demo_session.itch.gz: a generated ITCH 5.0 day on eight symbols) through the
+cycle-accurate gateware on both feeds (A and B carry the same MoldUDP64 packets, as an exchange sends them), with
+the sample strategy (configs/strategy.yaml: thresholds.yaml and risk.yaml) loaded through the card's registers and
+the strategy armed. The card's OUCH orders go to the exchange simulator, whose fills update the host's positions and
+the card's risk gate. Prints orders sent, rejects by reason, counters, positions and the tick-to-trade latency
+histogram, all read back from the card by register name.
 """
 
+import pathlib
 import sys
 import time
 
+from t2t import trading
 from t2t.card import Card
-from t2t.feed import itch
-from t2t.feed.generator import generate_session
-from t2t.feed.moldudp64 import encode_packet, pack_messages
-from t2t.feed.netframe import build_udp_frame
-from t2t_sim.virtual_card import VirtualCard
+from t2t.config.strategy import load_strategy
+
+from .closed_loop import CYCLE_NS_DENOMINATOR, CYCLE_NS_NUMERATOR, closed_loop_for, write_loop_report
+from .replay import Replay
+from .virtual_card import VirtualCard
 
 __all__ = ["main"]
 
-DEMO_SEED = 2026
-DEMO_MESSAGES = 50_000
-SESSION = "DEMO000001"
-INTER_FRAME_GAP_CYCLES = 2  # preamble + IFG of 10GbE, rounded to 64-bit beats
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "demo_session.itch.gz"
+STRATEGY = ROOT / "configs" / "strategy.yaml"
+REPORT = ROOT / "build" / "demo_report"
+
+
+def _histogram(figures, width=40):
+    rows = [(cycles, count) for cycles, count in enumerate(figures.histogram) if count]
+    top = max(count for _, count in rows)
+    last = len(figures.histogram) - 1
+    lines = []
+    for cycles, count in rows:
+        label = f"{cycles:>3}{'+' if cycles == last else ' '}"
+        lines.append(f"  {label} cycles ({cycles * CYCLE_NS_NUMERATOR / CYCLE_NS_DENOMINATOR:5.1f} ns) "
+                     f"{'#' * max(1, count * width // top)} {count}")
+    return "\n".join(lines)
 
 
 def main():
     started = time.perf_counter()
     print("Tick2Trade demo on the virtual card (Verilated gateware, built once and cached)")
+    strategy = load_strategy(STRATEGY)
+    print(f"strategy: {STRATEGY.relative_to(ROOT)} (thresholds for {', '.join(strategy.thresholds.symbols)}; "
+          f"risk limits from {strategy.risk_path.name}), validated whole before anything reached the card")
     card = Card(VirtualCard())
     print(f"card: register map version {card.read('id.version')}, hash {card.read('id.map_hash'):#010x} "
-          f"(matches the host)")
-    vc = card.transport
-    feeds = {0: (card.read("feed.dst_ip_a"), card.read("feed.dst_port_a")),
-             1: (card.read("feed.dst_ip_b"), card.read("feed.dst_port_b"))}
-
-    counts = {}
-    raw = []
-    for message in generate_session(seed=DEMO_SEED, messages=DEMO_MESSAGES):
-        counts[message.type] = counts.get(message.type, 0) + 1
-        raw.append(itch.encode(message))
-    frames = payload_bytes = 0
-    for packet in pack_messages(raw, SESSION):
-        payload = encode_packet(packet)
-        for port, (ip, udp_port) in feeds.items():
-            ip_text = ".".join(str((ip >> shift) & 0xFF) for shift in (24, 16, 8, 0))
-            frame = build_udp_frame(payload, dst_ip=ip_text, dst_port=udp_port)
-            vc.push_frame(port, frame, gap=INTER_FRAME_GAP_CYCLES)
-            frames += 1
-            payload_bytes += len(frame)
-    cycles = vc.run_until_rx_drained()
-    mix = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
-    print(f"session: {DEMO_MESSAGES} ITCH messages (seed {DEMO_SEED}; {mix}, ...)")
-    print(f"replayed {frames} frames ({payload_bytes} bytes) on feeds A and B in {cycles} cycles "
-          f"({cycles / 156.25e6 * 1e3:.2f} ms of card time at 156.25 MHz)")
-    drops = ("bad_fcs", "not_ipv4", "truncated", "bad_ip_checksum", "fragments", "not_udp", "wrong_port")
-    for port in ("a", "b"):
-        dropped = ", ".join(f"{name} {card.read(f'rx_{port}.{name}')}" for name in drops)
-        print(f"  feed {port.upper()}: frames {card.read(f'rx_{port}.frames')}, accepted "
-              f"{card.read(f'rx_{port}.accepted')} ({card.read(f'rx_{port}.payload_bytes')} MoldUDP64 bytes); "
-              f"{dropped}")
-    print(f"status: {card.decode('control.status', card.read('control.status'))}")
-    print("not yet in the card's top level: MoldUDP64/ITCH decoding, book, strategy, risk gate and orders (built and "
-          "verified as blocks; see README)")
+          f"(matches the host), {trading.slot_capacity(card)} symbol slots")
+    loop = closed_loop_for(strategy)
+    replay = Replay(symbols=list(strategy.thresholds.symbols), thresholds=strategy.thresholds,
+                    risk=strategy.risk, ab=True, card=card, loop=loop)
+    result = replay.run(SAMPLE)
+    print(f"replayed {SAMPLE.name}: {result.messages} ITCH messages in {result.frames} frames on feeds A and B, "
+          f"{result.cycles} cycles ({result.cycles / 156.25e3:.2f} ms of card time at 156.25 MHz), "
+          f"{result.seconds:.1f} s of wall clock")
+    print("feed:   " + ", ".join(f"{name.split('.')[-1]} {card.read(name)}" for name in (
+        "rx_a.accepted", "rx_b.accepted", "moldudp64.accepted_packets", "moldudp64.duplicates", "moldudp64.gaps",
+        "itch.events", "book.bbo_updates")))
+    print("slots:  " + ", ".join(f"{slot} {symbol} (locate {locate})" for slot, symbol, locate in
+                                 result.slot_map.entries))
+    print("strategy: " + ", ".join(f"{name} {card.read(f'strategy.{name}')}" for name in (
+        "signals", "suppressed_cooldown", "suppressed_degraded", "suppressed_halted", "suppressed_crossed")))
+    print(f"orders sent: {card.read('orders.sent')} (risk gate accepted {card.read('risk.accepted')})")
+    for order in result.orders[:5]:
+        print(f"  {order.token} {order.side} {order.shares:>4} {order.symbol:<5} @ {order.price / 10_000:.4f}  "
+              f"trigger {order.timestamp_ns} ns, {order.latency_cycles} cycles")
+    if len(result.orders) > 5:
+        print(f"  ... {len(result.orders) - 5} more")
+    print("rejects by reason (card counters): " + ", ".join(
+        f"{reason} {card.read(f'risk.rejected_{reason}')}" for reason in trading.REJECT_REASONS[1:]
+        if card.read(f"risk.rejected_{reason}")) or "rejects: none")
+    figures = result.latency
+    if figures.count:
+        print(f"tick-to-trade latency over {figures.count} orders (RX beat of the trigger's last byte -> first TX "
+              f"beat): min {figures.min} / median {figures.median()} / max {figures.max} cycles")
+        print(_histogram(figures))
+    files, summary = write_loop_report(loop, REPORT)
+    print("exchange simulator and host positions:")
+    print("  " + summary.replace("\n", "\n  "))
+    print(f"report: {REPORT.relative_to(ROOT)}/ ({', '.join(sorted(path.name for path in files.values()))})")
     print(f"done in {time.perf_counter() - started:.1f} s")
+    card.close()
     return 0
 
 
