@@ -92,6 +92,72 @@ def telemetry_msgs_per_s(messages=2000):
     return rate
 
 
+def replay_against_peers(messages=1_000_000, seed=2027):
+    """One generated session of ``messages`` through the virtual card (all 8 slots), the Python reference book and
+    itch-book (C++ core), each timed on the same file in this process; the card's BBO sequence is checked row for
+    row against the reference's. Returns the figures as a dict."""
+    import datetime
+    import tempfile
+
+    import itch_book
+
+    from t2t.book.reference import bbo_changes_of_binaryfile
+    from t2t.feed.generator import write_session
+    from t2t_sim.replay import Replay
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "session.itch"
+        write_session(path, seed=seed, messages=messages)
+        replay = Replay(symbols=None).run(path)
+        started = time.perf_counter()
+        _, changes = bbo_changes_of_binaryfile(path)
+        reference_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        feed = itch_book.Feed(str(path), date=datetime.date(2024, 1, 2), price_type="fixed")
+        itch_rows = sum(len(batch.bbo["seq"]) for batch in feed.batches(tables=("bbo",)))
+        itchbook_seconds = time.perf_counter() - started
+    expected, last = [], {}
+    for change in changes:
+        values = (change.bid_px, change.bid_qty, change.ask_px, change.ask_qty)
+        if last.get(change.locate) != values:
+            last[change.locate] = values
+            expected.append((change.timestamp_ns, change.locate, *values))
+    card_rows = [(row[0], row[1], *row[3:]) for row in replay.bbo]
+    return {
+        "replay_msgs_per_s": round(replay.messages / replay.seconds),
+        "reference_book_msgs_per_s": round(messages / reference_seconds),
+        "itchbook_msgs_per_s": round(messages / itchbook_seconds),
+        "replay_vs_itchbook_ratio": round(replay.messages / replay.seconds / (messages / itchbook_seconds), 5),
+        "reference_book_vs_itchbook_ratio": round(reference_seconds and itchbook_seconds / reference_seconds, 5),
+        "book_crosscheck_messages": messages,
+        "book_crosscheck_bbo_rows": len(card_rows),
+        "book_crosscheck_equal": int(card_rows == expected),
+        "itchbook_bbo_rows": itch_rows,
+        "replay_cycles_per_msg": round(replay.cycles / replay.messages, 3),
+    }
+
+
+def tick_to_trade_latency():
+    """Tick-to-trade cycles over the demo replay (sample strategy, feeds A and B), from the card's order log."""
+    from t2t.config.strategy import load_strategy
+    from t2t_sim.replay import Replay
+
+    strategy = load_strategy(ROOT / "configs" / "strategy.yaml")
+    result = Replay(symbols=list(strategy.thresholds.symbols), thresholds=strategy.thresholds, risk=strategy.risk,
+                    ab=True).run(ROOT / "samples" / "demo_session.itch.gz")
+    cycles = sorted(order.latency_cycles for order in result.orders)
+    if not cycles:
+        return {}
+    return {"t2t_latency_cycles_min": cycles[0], "t2t_latency_cycles_median": cycles[(len(cycles) - 1) // 2],
+            "t2t_latency_cycles_max": cycles[-1], "t2t_latency_orders": len(cycles)}
+
+
+def host_position_figures():
+    from t2t.positions.bench import breach_to_kill_ms, fills_per_s
+
+    return {"fills_per_s": round(fills_per_s()), "breach_to_kill_ms": round(breach_to_kill_ms(), 4)}
+
+
 def fmax_mhz(board="versa_ecp5_5g"):
     report = ROOT / "bitstreams" / board / "report.json"
     if not report.exists():
@@ -114,6 +180,9 @@ def main():
         "fmax_mhz_versa_ecp5_5g": fmax_mhz(),
         "make_test_seconds": make_test_seconds(),
     }
+    results.update(tick_to_trade_latency())
+    results.update(host_position_figures())
+    results.update(replay_against_peers())
     missing = [name for name, value in results.items() if value is None]
     results = {name: value for name, value in results.items() if value is not None}
     for name, value in results.items():

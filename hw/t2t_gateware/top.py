@@ -13,7 +13,7 @@ from .net.udp_receiver import OUTCOMES, UdpReceiver
 from .regs.axi_lite import AxiLiteSignature
 from .regs.bank import RegisterBank
 from .regs.generate import load_regmap
-from .streams import BEAT_BYTES, STAMP_BITS, BboUpdate, EventKind, MacBeat, MacRxSignature
+from .streams import BEAT_BYTES, STAMP_BITS, BboUpdate, EventKind, MacBeat, MacRxSignature, OrderRequest
 from .trade.ouch_encoder import OuchEncoder
 from .trade.risk_gate import COUNTERS as RISK_COUNTERS
 from .trade.risk_gate import RiskGate
@@ -32,14 +32,14 @@ ORDER_LOG_DEPTH = 64
 LATENCY_BINS = 32
 
 
-class BboTapSignature(wiring.Signature):
-    """A copy of every best bid/offer update the book sends to the strategy: ``valid`` and a :class:`BboUpdate`,
-    no ``ready`` (it never holds the book back). On a card it feeds market-data recording; the virtual card
-    collects it for ``t2t replay --bbo-out``.
+class TapSignature(wiring.Signature):
+    """A copy of a stream's transfers: ``valid`` (high in each handshake cycle) and the payload, no ``ready`` (a tap
+    never holds the stream back). On a card taps feed recording (market data, an order audit trail); the virtual
+    card and the cocotb testbenches collect them with the cycle of each transfer.
     """
 
-    def __init__(self):
-        super().__init__({"valid": Out(1), "payload": Out(BboUpdate)})
+    def __init__(self, payload):
+        super().__init__({"valid": Out(1), "payload": Out(payload)})
 
 
 class Tick2TradeTop(wiring.Component):
@@ -48,7 +48,8 @@ class Tick2TradeTop(wiring.Component):
     Ports: ``axil`` (AXI4-Lite subordinate, the host's BAR), ``rx_a``/``rx_b`` (feed A and B from their MACs, one
     64-bit beat per clock, never held back), ``tx`` (SoupBinTCP packets of OUCH orders toward the exchange
     session: a TCP offload engine or the host's session owns the connection; it may hold TX back with
-    ``ready``), ``bbo`` (a copy of the book's BBO updates). Single clock domain ``sync``.
+    ``ready``), ``bbo`` (a copy of the book's BBO updates), ``order_tap`` (a copy of the orders the risk gate takes,
+whether it passes or refuses them). Single clock domain ``sync``.
     """
 
     def __init__(self, regmap=None, *, symbols=SYMBOLS):
@@ -59,7 +60,8 @@ class Tick2TradeTop(wiring.Component):
             "rx_a": In(MacRxSignature()),
             "rx_b": In(MacRxSignature()),
             "tx": Out(stream.Signature(MacBeat)),
-            "bbo": Out(BboTapSignature()),
+            "bbo": Out(TapSignature(BboUpdate)),
+            "order_tap": Out(TapSignature(OrderRequest)),
         })
 
     def elaborate(self, platform):
@@ -207,6 +209,8 @@ class Tick2TradeTop(wiring.Component):
             risk.i_order.valid.eq(order.valid & armed),
             risk.i_order.payload.eq(order.payload),
             order.ready.eq(risk.i_order.ready | ~armed),
+            self.order_tap.valid.eq(risk.i_order.valid & risk.i_order.ready),
+            self.order_tap.payload.eq(order.payload),
         ]
         disarmed = bank["strategy.disarmed"].value
         with m.If(order.valid & ~armed):

@@ -88,6 +88,8 @@ class ReplayResult:
     bbo: list = dataclasses.field(default_factory=list)       # tuples in BBO_CSV_COLUMNS order
     orders: list = dataclasses.field(default_factory=list)    # t2t.trading.OrderLogRow
     rejects: list = dataclasses.field(default_factory=list)   # t2t.trading.RejectRow
+    bbo_updates: list = dataclasses.field(default_factory=list)  # every BBO tap transfer: dict of fields + cycle
+    gate_orders: list = dataclasses.field(default_factory=list)  # every order the risk gate took: dict + cycle
     tx_bytes: bytearray = dataclasses.field(default_factory=bytearray)
     counters: dict = dataclasses.field(default_factory=dict)
     latency: object = None
@@ -112,6 +114,13 @@ def bbo_rows(updates, slot_map, last_rows):
             last_rows[locate] = row[3:]
             rows.append(row)
     return rows
+
+
+def _records(fields):
+    """A dict of equal-length arrays as a list of dicts of Python ints."""
+    names = list(fields)
+    columns = [fields[name].tolist() for name in names]
+    return [dict(zip(names, values)) for values in zip(*columns)]
 
 
 def decode_orders(tx_bytes):
@@ -141,6 +150,9 @@ class Replay:
         Closed loop (:class:`t2t_sim.closed_loop.ClosedLoop`): after each chunk, ``loop.on_chunk(card, slot_map,
         messages, orders, bbo_rows)`` sees the chunk's raw ITCH messages, the orders the card sent and the BBO
         changes (and may write to the card, e.g. positions or the kill switch).
+    keep_transfers : bool
+        Keep every BBO update and every order the risk gate took, with its cycle (``bbo_updates``,
+        ``gate_orders``), for cycle-exact checks against the reference models.
     ab : bool
         Send every packet on both feeds (A first), as an exchange does.
     packets_per_chunk : int
@@ -148,8 +160,9 @@ class Replay:
     """
 
     def __init__(self, *, symbols=None, thresholds=None, risk=None, ab=False, packets_per_chunk=32, card=None,
-                 loop=None):
+                 loop=None, keep_transfers=False):
         self.loop = loop
+        self.keep_transfers = keep_transfers
         self.symbols = symbols
         self.thresholds = thresholds
         self.risk = risk
@@ -216,7 +229,13 @@ class Replay:
         return result
 
     def _collect(self, card, slot_map, result, last_rows):
-        result.bbo.extend(bbo_rows(card.transport.pop_bbo(), slot_map, last_rows))
+        updates = card.transport.pop_bbo()
+        result.bbo.extend(bbo_rows(updates, slot_map, last_rows))
+        if self.keep_transfers:
+            result.bbo_updates.extend(_records(updates))
+            result.gate_orders.extend(_records(card.transport.pop_order_tap()))
+        else:
+            card.transport.pop_order_tap()
         data, keep, flags, _ = card.transport.pop_tx()
         for word, lanes in zip(data.tolist(), keep.tolist()):
             result.tx_bytes += int(word).to_bytes(8, "little")[:bin(lanes).count("1")]

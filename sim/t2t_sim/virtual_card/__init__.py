@@ -43,12 +43,13 @@ def _load(path):
     lib.vc_tx_available.restype = ctypes.c_uint64
     lib.vc_tx_pop.argtypes = [handle, _u64p, _u8p, _u8p, _u64p, ctypes.c_uint64]
     lib.vc_tx_pop.restype = ctypes.c_uint64
-    lib.vc_bbo_words.restype = ctypes.c_uint64
-    lib.vc_bbo_available.argtypes = [handle]
-    lib.vc_bbo_available.restype = ctypes.c_uint64
-    lib.vc_bbo_pop.argtypes = [handle, np.ctypeslib.ndpointer(np.uint32, flags="C_CONTIGUOUS"), _u64p,
-                               ctypes.c_uint64]
-    lib.vc_bbo_pop.restype = ctypes.c_uint64
+    lib.vc_tap_words.argtypes = [ctypes.c_int]
+    lib.vc_tap_words.restype = ctypes.c_uint64
+    lib.vc_tap_available.argtypes = [handle, ctypes.c_int]
+    lib.vc_tap_available.restype = ctypes.c_uint64
+    lib.vc_tap_pop.argtypes = [handle, ctypes.c_int, np.ctypeslib.ndpointer(np.uint32, flags="C_CONTIGUOUS"),
+                               _u64p, ctypes.c_uint64]
+    lib.vc_tap_pop.restype = ctypes.c_uint64
     return lib
 
 
@@ -63,18 +64,30 @@ def _shared_library():
     return _library
 
 
-def _bbo_fields():
-    """``{name: (offset, width)}`` of the BBO tap's payload, from the gateware's own layout."""
-    from t2t_gateware.streams import BboUpdate
-    layout = BboUpdate.as_shape()
-    return {name: (field.offset, field.width) for name, field in layout}
+TAP_BBO, TAP_ORDER = 0, 1
+
+
+def _layout_fields(layout):
+    """``{name: (offset, width)}`` of a tap's payload, from the gateware's own layout."""
+    return {name: (field.offset, field.width) for name, field in layout.as_shape()}
 
 
 def _unpack_fields(rows, fields):
     """Slice bit fields (each at most 64 bits) out of rows of little-endian 32-bit words."""
-    as_int = [int.from_bytes(row.tobytes(), "little") for row in rows]
-    return {name: np.array([(value >> offset) & ((1 << width) - 1) for value in as_int], dtype=np.uint64)
-            for name, (offset, width) in fields.items()}
+    result = {}
+    for name, (offset, width) in fields.items():
+        word, shift = divmod(offset, 32)
+        value = np.zeros(len(rows), np.uint64)
+        taken = 0
+        while taken < width:  # gather the field's bits word by word (a field spans at most three words)
+            part = rows[:, word].astype(np.uint64) >> np.uint64(shift)
+            value |= part << np.uint64(taken)
+            taken += 32 - shift
+            word, shift = word + 1, 0
+        if width < 64:
+            value &= np.uint64((1 << width) - 1)
+        result[name] = value
+    return result
 
 
 def frame_to_beats(frame, error=False):
@@ -183,11 +196,21 @@ class VirtualCard(Transport):
         """Every BBO update the book sent since the last call, in order: a dict of numpy arrays keyed by the
         fields of :class:`t2t_gateware.streams.BboUpdate` (``slot``, ``locate``, ``bid_price``, ...), and ``cycle``:
         the cycle the strategy took the update."""
-        words_per_update = self._lib.vc_bbo_words()
-        count = self._lib.vc_bbo_available(self._handle)
-        words = np.zeros(count * words_per_update, np.uint32)
+        from t2t_gateware.streams import BboUpdate
+        return self._pop_tap(TAP_BBO, BboUpdate)
+
+    def pop_order_tap(self):
+        """Every order the risk gate took since the last call (passed or refused), in order: a dict of numpy arrays
+        keyed by the fields of :class:`t2t_gateware.streams.OrderRequest`, and ``cycle``: the cycle it was taken."""
+        from t2t_gateware.streams import OrderRequest
+        return self._pop_tap(TAP_ORDER, OrderRequest)
+
+    def _pop_tap(self, tap, layout):
+        words_per_entry = self._lib.vc_tap_words(tap)
+        count = self._lib.vc_tap_available(self._handle, tap)
+        words = np.zeros(count * words_per_entry, np.uint32)
         cycles = np.zeros(count, np.uint64)
-        self._lib.vc_bbo_pop(self._handle, words, cycles, count)
-        fields = _unpack_fields(words.reshape(count, words_per_update), _bbo_fields())
+        self._lib.vc_tap_pop(self._handle, tap, words, cycles, count)
+        fields = _unpack_fields(words.reshape(count, words_per_entry), _layout_fields(layout))
         fields["cycle"] = cycles
         return fields

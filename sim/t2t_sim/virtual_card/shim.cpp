@@ -20,8 +20,23 @@ namespace {
 constexpr uint8_t FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_ERROR = 4, FLAG_IDLE = 8;
 // MacBeat payload layout: data[0:64], keep[64:72], first[72], last[73], error[74].
 constexpr int KEEP_LSB = 64, FIRST_BIT = 72, LAST_BIT = 73, ERROR_BIT = 74;
-// Words of the BBO tap's payload (a VlWide, whose storage is its 32-bit words).
-constexpr size_t BBO_WORDS = sizeof(Vt2t_top::bbo___05Fpayload) / sizeof(uint32_t);
+// Taps: copies of a stream's transfers (top-level ports `bbo` and `order_tap`), recorded with their cycle. Each
+// payload is a VlWide, whose storage is its 32-bit words, least significant first.
+enum { TAP_BBO = 0, TAP_ORDER = 1, TAP_COUNT = 2 };
+constexpr size_t TAP_WORDS[TAP_COUNT] = {sizeof(Vt2t_top::bbo___05Fpayload) / sizeof(uint32_t),
+                                         sizeof(Vt2t_top::order_tap___05Fpayload) / sizeof(uint32_t)};
+
+struct Tap {
+    size_t words_per_entry = 0;
+    std::vector<uint32_t> words;
+    std::vector<uint64_t> cycles;
+
+    void record(const void* payload, uint64_t cycle) {
+        const uint32_t* first = static_cast<const uint32_t*>(payload);
+        words.insert(words.end(), first, first + words_per_entry);
+        cycles.push_back(cycle);
+    }
+};
 // An AXI4-Lite transaction that takes longer than this has hung the bank: report it instead of spinning.
 constexpr int AXI_TIMEOUT_CYCLES = 1000;
 
@@ -55,11 +70,13 @@ struct Card {
     std::deque<Beat> rx[2];
     std::vector<Beat> tx;
     std::vector<uint64_t> tx_cycles;
-    std::vector<uint32_t> bbo;  // BBO tap: BBO_WORDS words per update, as the port's bits, least significant first
-    std::vector<uint64_t> bbo_cycles;  // the cycle each update was handed to the strategy
+    Tap taps[TAP_COUNT];
     uint64_t cycle = 0;
 
-    Card() { top = new Vt2t_top(&context); }
+    Card() {
+        top = new Vt2t_top(&context);
+        for (int tap = 0; tap < TAP_COUNT; ++tap) taps[tap].words_per_entry = TAP_WORDS[tap];
+    }
     ~Card() {
         top->final();
         delete top;
@@ -80,11 +97,8 @@ struct Card {
         top->tx___05Fready = 1;
         top->clk = 0;
         top->eval();
-        if (top->bbo___05Fvalid) {
-            const uint32_t* words = reinterpret_cast<const uint32_t*>(&top->bbo___05Fpayload);
-            bbo.insert(bbo.end(), words, words + BBO_WORDS);
-            bbo_cycles.push_back(cycle);
-        }
+        if (top->bbo___05Fvalid) taps[TAP_BBO].record(&top->bbo___05Fpayload, cycle);
+        if (top->order_tap___05Fvalid) taps[TAP_ORDER].record(&top->order_tap___05Fpayload, cycle);
         if (top->tx___05Fvalid) {
             tx.push_back(get_payload(top->tx___05Fpayload));
             tx_cycles.push_back(cycle);
@@ -216,19 +230,18 @@ uint64_t vc_tx_pop(void* handle, uint64_t* data, uint8_t* keep, uint8_t* flags, 
     return count;
 }
 
-uint64_t vc_bbo_words() { return BBO_WORDS; }
+uint64_t vc_tap_words(int tap) { return tap >= 0 && tap < TAP_COUNT ? TAP_WORDS[tap] : 0; }
 
-uint64_t vc_bbo_available(void* handle) { return static_cast<Card*>(handle)->bbo.size() / BBO_WORDS; }
+uint64_t vc_tap_available(void* handle, int tap) { return static_cast<Card*>(handle)->taps[tap].cycles.size(); }
 
-// Moves up to `capacity` collected BBO updates (BBO_WORDS words each) out; returns how many.
-uint64_t vc_bbo_pop(void* handle, uint32_t* words, uint64_t* cycles, uint64_t capacity) {
-    Card* card = static_cast<Card*>(handle);
-    uint64_t count = card->bbo.size() / BBO_WORDS;
-    if (count > capacity) count = capacity;
-    std::copy(card->bbo.begin(), card->bbo.begin() + count * BBO_WORDS, words);
-    std::copy(card->bbo_cycles.begin(), card->bbo_cycles.begin() + count, cycles);
-    card->bbo.erase(card->bbo.begin(), card->bbo.begin() + count * BBO_WORDS);
-    card->bbo_cycles.erase(card->bbo_cycles.begin(), card->bbo_cycles.begin() + count);
+// Moves up to `capacity` recorded transfers of a tap (words and cycles) out; returns how many.
+uint64_t vc_tap_pop(void* handle, int tap, uint32_t* words, uint64_t* cycles, uint64_t capacity) {
+    Tap& t = static_cast<Card*>(handle)->taps[tap];
+    uint64_t count = t.cycles.size() < capacity ? t.cycles.size() : capacity;
+    std::copy(t.words.begin(), t.words.begin() + count * t.words_per_entry, words);
+    std::copy(t.cycles.begin(), t.cycles.begin() + count, cycles);
+    t.words.erase(t.words.begin(), t.words.begin() + count * t.words_per_entry);
+    t.cycles.erase(t.cycles.begin(), t.cycles.begin() + count);
     return count;
 }
 
