@@ -22,7 +22,9 @@ REQUESTS = 4000
 WINDOW = 100
 TIME_LIMIT_S = 30
 NAMES = ["id.scratch", "id.magic", "control.commit", "control.status", "feed.session", "feed.dst_port_a", "no.such",
-         "", "id.", ".scratch"]
+         "", "id.", ".scratch", "orders.log", "risk.reject", "moldudp64.gap", "strategy.rule_write",
+         "strategy.rules_commit", "book.depth_select", "risk.control"]
+TRADING_FIELDS = ["slot", "levels", "log", "since", "last"]
 
 
 def _random_scalar(rng):
@@ -38,13 +40,13 @@ def _random_value(rng, depth=0):
         return _random_scalar(rng)
     if rng.random() < 0.5:
         return [_random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
-    return {rng.choice(["op", "id", "registers", "writes", "groups", "x"]): _random_value(rng, depth + 1)
+    return {rng.choice(["op", "id", "registers", "writes", "groups", "x", *TRADING_FIELDS]): _random_value(rng, depth + 1)
             for _ in range(rng.randrange(5))}
 
 
 def _random_request(rng):
     """Mostly near-valid requests, so the fuzz reaches the checks behind the parser."""
-    kind = rng.randrange(6)
+    kind = rng.randrange(7)
     if kind == 0:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
     if kind == 1:
@@ -62,6 +64,11 @@ def _random_request(rng):
                              for _ in range(rng.randrange(4))]
     elif kind == 4:
         message["groups"] = [rng.choice(["feed", "nope", 3, None]) for _ in range(rng.randrange(3))]
+    elif kind == 5:
+        message["op"] = rng.choice(["depth", "log", "slots", "state", message["op"]])
+        for field in rng.sample(TRADING_FIELDS, rng.randrange(4)):
+            message[field] = rng.choice([rng.randrange(-2, 300), rng.choice(["orders", "rejects", "gaps", "fills"]),
+                                         _random_scalar(rng)])
     else:
         message[rng.choice(["registers", "writes", "groups", "extra"])] = _random_value(rng)
     return json.dumps(message).encode()

@@ -13,26 +13,34 @@ import sys
 import urllib.parse
 
 from . import config as config_commands
+from . import control as control_commands
 from . import counters as counters_commands
 from . import feed as feed_commands
 from . import keys as keys_commands
+from . import logs as logs_commands
+from . import market as market_commands
 from . import regs as regs_commands
 from . import replay as replay_commands
 from . import serve as serve_commands
+from . import symbols as symbols_commands
 from .errors import CliError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
 
-COMMAND_MODULES = (regs_commands, counters_commands, config_commands, feed_commands, serve_commands,
-                   keys_commands, replay_commands)
+COMMAND_MODULES = (regs_commands, counters_commands, symbols_commands, config_commands, control_commands,
+                   market_commands, logs_commands, feed_commands, serve_commands, keys_commands, replay_commands)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="t2t",
-        description="Drive a Tick2Trade card: registers, feeds, thresholds, risk limits and counters.",
+        description="Drive a Tick2Trade card: symbols, thresholds, risk limits, arming and the kill switch, "
+                    "orders, rejects, latency and book depth; registers, feeds and counters. "
+                    "Exit codes: 0 done, 1 refused or failed (by the card server's roles, the card, a check), "
+                    "2 bad usage or a bad file (nothing was sent), 3 no card (unreachable, wrong map). "
+                    "See docs/cli.md.",
     )
     parser.add_argument(
         "--card", default=os.environ.get("T2T_CARD", "sim"),
@@ -44,6 +52,10 @@ def build_parser():
     parser.add_argument("--server-pub", metavar="FILE.pub", default=os.environ.get("T2T_SERVER_PUB"),
                         help="the card server's public key, for a tcp:// card (default: $T2T_SERVER_PUB)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--state", metavar="FILE", default=None,
+                        help="what this host knows of a local card's rules and positions (the card cannot show "
+                             "them); default $T2T_STATE, else t2t-state.json next to $T2T_AUDIT_LOG. Unused for "
+                             "a tcp:// card: its server knows")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(subparsers)

@@ -3,6 +3,7 @@
 import json
 
 from ..card import open_card
+from ..trading import POP_ON_READ
 from ..transport import TransportError
 from .errors import CliError
 
@@ -39,13 +40,24 @@ def _human_row(card, reg, value):
 
 
 def _dump(args):
+    """Every readable register but the read-once queues (reading one takes an entry off the card: `t2t orders
+    tail`, `t2t rejects tail`); through a card server, in one request."""
     with open_card_for(args) as card:
-        values = card.dump()
+        try:
+            if hasattr(card.transport, "request"):
+                values = card.transport.request("dump")["values"]
+            else:
+                values = {reg.path: card.read(reg.path) for reg in card.regmap
+                          if reg.access != "strobe" and reg.path not in POP_ON_READ}
+        except TransportError as error:
+            raise CliError(str(error)) from None
+        values = {path: value for path, value in values.items() if path not in POP_ON_READ}
         if args.json:
             print(json.dumps(values))
             return 0
         for path, value in values.items():
             print(_human_row(card, card.regmap[path], value))
+        print(f"not read: {', '.join(POP_ON_READ)} (read-once queues: `t2t orders tail`, `t2t rejects tail`)")
     return 0
 
 
@@ -61,7 +73,10 @@ def _get(args):
         values = {}
         for path in args.names:
             _lookup(card, path)
-            values[path] = card.read(path)
+            try:
+                values[path] = card.read(path)
+            except TransportError as error:
+                raise CliError(str(error)) from None
         if args.json:
             print(json.dumps(values))
         else:
@@ -116,7 +131,7 @@ def register(subparsers):
 
     regs = subparsers.add_parser("regs", help="read and write registers by name")
     regs_commands = regs.add_subparsers(dest="regs_command", metavar="ACTION", required=True)
-    dump = regs_commands.add_parser("dump", help="print every register with its value")
+    dump = regs_commands.add_parser("dump", help="print every register with its value (but the read-once logs)")
     dump.set_defaults(handler=_dump)
     get = regs_commands.add_parser("get", help="print registers by name, e.g. id.cycles")
     get.add_argument("names", nargs="+", metavar="NAME")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import yaml
 
-__all__ = ["ConfigError", "Problem", "Reader", "compose_file", "PRICE_SCALE", "MAX_PRICE_TICKS"]
+__all__ = ["ConfigError", "Problem", "Reader", "compose_file", "PRICE_SCALE", "MAX_PRICE_TICKS", "parse_price",
+           "format_price"]
 
 #: Price(4): four implied decimals.
 PRICE_SCALE = 10_000
@@ -55,6 +56,29 @@ def compose_file(path):
     if node is None:
         raise ConfigError([Problem(str(path), 1, "(file)", "empty file")])
     return node
+
+
+def parse_price(text, allow_zero=False, maximum=MAX_PRICE_TICKS):
+    """Dollars (``"101.35"``) to Price(4) ticks, exactly; raise ValueError saying what is wrong."""
+    text = str(text).strip()
+    if not _DECIMAL.match(text):
+        raise ValueError(f"{text!r} is not a price in dollars like 101.35")
+    ticks = decimal.Decimal(text) * PRICE_SCALE
+    if ticks != ticks.to_integral_value():
+        raise ValueError(f"{text} has more than 4 decimals (Price(4))")
+    ticks = int(ticks)
+    if ticks == 0 and not allow_zero:
+        raise ValueError("a price must be above zero")
+    if ticks > maximum:
+        raise ValueError(f"{text} is above the largest allowed, {format_price(maximum)}")
+    return ticks
+
+
+def format_price(ticks):
+    """Price(4) ticks as dollars with four decimals, by integer arithmetic (``1895000`` -> ``"189.5000"``)."""
+    sign = "-" if ticks < 0 else ""
+    ticks = abs(ticks)
+    return f"{sign}{ticks // PRICE_SCALE}.{ticks % PRICE_SCALE:04d}"
 
 
 class Reader:
@@ -123,21 +147,11 @@ class Reader:
         text = self.scalar_text(node, field)
         if text is None:
             return None
-        if not _DECIMAL.match(text):
-            self.problem(node, field, f"{text!r} is not a price in dollars like 101.35")
+        try:
+            return parse_price(text, allow_zero, maximum)
+        except ValueError as error:
+            self.problem(node, field, str(error))
             return None
-        ticks = decimal.Decimal(text) * PRICE_SCALE
-        if ticks != ticks.to_integral_value():
-            self.problem(node, field, f"{text} has more than 4 decimals (Price(4))")
-            return None
-        ticks = int(ticks)
-        if ticks == 0 and not allow_zero:
-            self.problem(node, field, "a price must be above zero")
-            return None
-        if ticks > maximum:
-            self.problem(node, field, f"{text} is above the largest allowed, {maximum / PRICE_SCALE:.4f}")
-            return None
-        return ticks
 
     def text(self, node, field, pattern=None, what=None):
         value = self.scalar_text(node, field)

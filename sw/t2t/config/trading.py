@@ -23,19 +23,26 @@ risk.yaml::
     positions: {AAPL: 1000, default: 500}            # per-symbol position limit, shares
     restricted: [TSLA]
 
+symbols.yaml (the symbol directory: which stock locate each symbol has in today's feed; slots follow file order)::
+
+    AAPL: 1
+    MSFT: 2
+
 Every symbol must be known (listed in the symbols file the host loaded from R messages or a directory file).
 """
 
 from dataclasses import dataclass
 
-from .schema import PRICE_SCALE, Problem, Reader, compose_file
+from .schema import Problem, Reader, compose_file, format_price
 
-__all__ = ["SymbolThresholds", "ThresholdsConfig", "RiskConfig", "load_thresholds", "load_risk",
-           "TIME_IN_FORCE"]
+__all__ = ["SymbolThresholds", "ThresholdsConfig", "RiskConfig", "SymbolDirectory", "load_thresholds", "load_risk",
+           "load_directory", "TIME_IN_FORCE", "MAX_LOCATE"]
 
 #: OUCH 4.2 time-in-force values.
 TIME_IN_FORCE = {"ioc": 0, "day": 99998, "system": 99999}
 _SYMBOL = r"^[A-Z][A-Z0-9 .]{0,7}$"
+#: ITCH stock locates are 16-bit; 0 is never a stock.
+MAX_LOCATE = 0xFFFF
 _THRESHOLD_FIELDS = {"buy_below", "sell_above", "shares", "offset_ticks", "time_in_force", "cooldown_cycles",
                      "one_shot", "enabled"}
 _RISK_FIELDS = {"max_shares_per_order", "max_notional_per_order", "collar_ticks", "max_orders",
@@ -73,6 +80,40 @@ class RiskConfig:
     position_limits: dict           # symbol -> shares
     default_position_limit: int
     restricted: frozenset
+
+
+@dataclass(frozen=True)
+class SymbolDirectory:
+    locates: dict   # symbol -> stock locate, in file order
+    lines: dict     # symbol -> line of the file (for messages that name it)
+
+    @property
+    def symbols(self):
+        return list(self.locates)
+
+
+def load_directory(path):
+    """Read and validate a symbol directory file ``{SYMBOL: locate, ...}``; raise :class:`ConfigError` listing
+    every problem (bad symbol, bad or repeated locate, symbol given twice)."""
+    reader = Reader(path)
+    entries = reader.mapping(compose_file(path), "")
+    locates, lines, owner = {}, {}, {}
+    for symbol, (key_node, node) in entries.items():
+        if reader.text(key_node, symbol, _SYMBOL, "a stock symbol (1-8 of A-Z, 0-9, space, dot)") is None:
+            continue
+        locate = reader.integer(node, symbol, minimum=1, maximum=MAX_LOCATE)
+        if locate is None:
+            continue
+        if locate in owner:
+            reader.problem(node, symbol, f"locate {locate} is already {owner[locate]}'s")
+            continue
+        owner[locate] = symbol
+        locates[symbol] = locate
+        lines[symbol] = key_node.start_mark.line + 1
+    if not entries and not reader.problems:
+        reader.problem(None, "(file)", "no symbols")
+    reader.check()
+    return SymbolDirectory(locates, lines)
 
 
 def _known_symbol(reader, node, field, symbol, known):
@@ -119,8 +160,8 @@ def load_thresholds(path, known_symbols=None):
                                 if "enabled" in entries else True)
             buy, sell = value["buy_below"], value["sell_above"]
             if buy is not None and sell is not None and buy >= sell:
-                reader.problem(node, field, f"buy_below ({buy / PRICE_SCALE:.4f}) must be below sell_above "
-                                            f"({sell / PRICE_SCALE:.4f}), or one signal buys and sells at once")
+                reader.problem(node, field, f"buy_below ({format_price(buy)}) must be below sell_above "
+                                            f"({format_price(sell)}), or one signal buys and sells at once")
             symbols[symbol] = value
     reader.check()
     return ThresholdsConfig(symbols={symbol: SymbolThresholds(symbol=symbol, **value)

@@ -9,6 +9,10 @@ JSON requests on a ROUTER socket secured with CURVE; clients reach it with the `
 * :mod:`.protocol` - the request and reply format (documented there);
 * :mod:`.service` - carrying out one request on the card;
 * :mod:`.audit` - the append-only log of changes (``t2t audit``);
+* :mod:`.logs` - the card's read-once logs (orders, rejects, gaps), drained by the server alone, kept for clients;
+* :mod:`.shadow` - the rules and positions the card cannot show, followed write by write (and a state file);
+* :mod:`.telemetry` - counters, BBO, latency and the logs on a PUB socket (``t2t monitor``);
+* :mod:`.player` - an ITCH file fed into a served virtual card (``t2t serve --play``);
 * :mod:`.card_server` - the ZeroMQ loop and client authentication.
 """
 

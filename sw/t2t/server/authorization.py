@@ -9,10 +9,14 @@ The authorized file (YAML) lists each client's CURVE public key with a user name
 
 Roles:
 
-* ``monitor`` reads only;
-* ``trader`` also writes the registers its allow list names (a block name covers the whole block) and commits a
-  group whose members it may all write;
-* ``risk`` writes everything, ``control.*`` included.
+* ``monitor`` reads only (registers, the slot table, depth, the server's copy of the order/reject/gap logs, the
+  rules and positions it knows);
+* ``trader`` also writes what trading needs day to day: the threshold rules and arming (the whole ``strategy``
+  block), the symbol slots (``book.symbol``, ``book.slot``, the view selectors ``book.slot_view`` and
+  ``book.depth_select``, ``itch.subscribe``) and the feed settings (``feed``, and commits the ``feed`` group);
+  nothing of ``risk``;
+* ``risk`` writes everything: risk limits, positions, the kill switch and its rearm, ``control.*``, the order
+  encoder's settings, clearing latency figures and degraded flags.
 
 A refusal is a :class:`Refused` whose message a person can read ("role trader may not write control.status").
 """
@@ -29,7 +33,8 @@ __all__ = ["ROLES", "ROLE_WRITE_ALLOW", "AuthorizedFileError", "Client", "Refuse
 #: What each role may write: block names or ``block.register`` paths; ``*`` is everything.
 ROLE_WRITE_ALLOW = {
     "monitor": frozenset(),
-    "trader": frozenset({"feed", "id.scratch"}),
+    "trader": frozenset({"feed", "id.scratch", "strategy", "book.symbol", "book.slot", "book.slot_view",
+                         "book.depth_select", "itch.subscribe"}),
     "risk": frozenset({"*"}),
 }
 ROLES = tuple(ROLE_WRITE_ALLOW)

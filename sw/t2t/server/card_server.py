@@ -5,19 +5,24 @@ handshake, so it gets no reply at all. Each message then carries its sender's pu
 ``User-Id``), which names the client and its role for :class:`CardService`.
 
 Everything that touches the card runs in the thread that calls :meth:`CardServer.run`: one request at a time,
-so requests never interleave on the card.
+so requests never interleave on the card. Between requests the same thread drains the card's read-once logs
+(every ``drain_interval_ms``), publishes telemetry, feeds a virtual card from a file (``player``), runs what
+:meth:`CardServer.call` was given, and saves what it knows of the card's rules and positions (``state``).
 """
 
+import concurrent.futures
 import logging
+import queue
 import threading
 import time
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from .logs import CardLogs, DEFAULT_KEEP
 from .protocol import MAX_WIRE_BYTES, encode
 from .service import CardService
-from .telemetry import COUNTERS_TOPIC, snapshot
+from .telemetry import COUNTERS_TOPIC, LOG_TOPICS, log_message, snapshot
 
 __all__ = ["CardServer"]
 
@@ -42,13 +47,22 @@ class CardServer:
 
     ``bind`` is a ZeroMQ endpoint; ``tcp://127.0.0.1:*`` picks a free port, readable as :attr:`endpoint` once
     :meth:`wait_ready` returns. With ``telemetry_bind``, a counters snapshot is published there every
-    ``telemetry_interval_ms`` (0: as fast as the card can be read between requests); its endpoint is
-    :attr:`telemetry_endpoint`.
+    ``telemetry_interval_ms`` (0: as fast as the card can be read between requests), and the log entries as they
+    are drained; its endpoint is :attr:`telemetry_endpoint`. ``state`` (a :class:`~.shadow.StateFile`) keeps what
+    the server knows of the card's rules and positions across restarts; :attr:`state_note` says why a saved
+    state was not used. ``player`` (a :class:`~.player.FeedPlayer`) feeds a virtual card.
     """
 
     def __init__(self, card, server_keypair, clients, bind="tcp://127.0.0.1:5555", audit=None,
-                 telemetry_bind=None, telemetry_interval_ms=500):
-        self.service = CardService(card, audit)
+                 telemetry_bind=None, telemetry_interval_ms=500, drain_interval_ms=100, keep=DEFAULT_KEEP,
+                 state=None, player=None):
+        shadow, self.state_note = state.load(card.transport.url, card) if state is not None else (None, None)
+        self.service = CardService(card, audit, shadow=shadow, logs=CardLogs(keep))
+        self.state = state
+        self.player = player
+        self.drain_interval_ms = drain_interval_ms
+        self._saved_changes = None
+        self._calls = queue.Queue()
         self.server_keypair = server_keypair
         self.clients = clients
         self.bind = bind
@@ -84,6 +98,13 @@ class CardServer:
             raise TimeoutError("the card server did not start")
         if self._failure is not None:
             raise self._failure
+
+    def call(self, function, timeout=30):
+        """Run ``function(card)`` in the server's thread, between requests; return its result (or raise what it
+        raised). For tests and tools that must touch the served card without racing the server."""
+        future = concurrent.futures.Future()
+        self._calls.put((function, future))
+        return future.result(timeout)
 
     def stop(self):
         """Make :meth:`run` return (it does within ``POLL_MS``); waits for the thread :meth:`start` began."""
@@ -144,21 +165,77 @@ class CardServer:
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         interval = self.telemetry_interval_ms / 1000
-        next_publish = time.monotonic()
+        drain_interval = self.drain_interval_ms / 1000
+        now = time.monotonic()
+        next_publish = next_drain = now
+        self._save_state()
         while not self._stop.is_set():
-            timeout = POLL_MS
+            due = [next_drain]
             if publisher is not None:
-                timeout = max(0, min(POLL_MS, int((next_publish - time.monotonic()) * 1000)))
+                due.append(next_publish)
+            if self.player is not None and not self.player.done:
+                due.append(now + 0.01)
+            timeout = max(0, min(POLL_MS, int((min(due) - time.monotonic()) * 1000)))
+            if not self._calls.empty():
+                timeout = 0
             if poller.poll(timeout):
                 self._answer(socket, socket.recv_multipart(copy=False))
-            if publisher is not None and time.monotonic() >= next_publish:
-                try:
-                    publisher.send_multipart([COUNTERS_TOPIC, snapshot(self.service.card, self.published)],
-                                             zmq.NOBLOCK)
-                    self.published += 1
-                except zmq.Again:
-                    pass
-                next_publish = max(next_publish + interval, time.monotonic()) if interval else time.monotonic()
+                self._save_state()
+            self._run_calls()
+            now = time.monotonic()
+            if self.player is not None and not self.player.done:
+                self._guarded("feeding the card", self.player.step, self.service.card)
+            if now >= next_drain:
+                self._guarded("draining the card's logs", self.service.drain)
+                next_drain = now + drain_interval
+            if publisher is not None:
+                self._publish_logs(publisher)
+                if now >= next_publish:
+                    body = self._guarded("reading telemetry", snapshot, self.service.card, self.published,
+                                         self.service.slot_map)
+                    if body is not None:
+                        try:
+                            publisher.send_multipart([COUNTERS_TOPIC, body], zmq.NOBLOCK)
+                            self.published += 1
+                        except zmq.Again:
+                            pass
+                    next_publish = max(next_publish + interval, time.monotonic()) if interval else time.monotonic()
+            else:
+                self.service.take_unpublished()
+
+    def _guarded(self, what, function, *arguments):
+        """Background work must never stop the server: log a failure and carry on."""
+        try:
+            return function(*arguments)
+        except Exception:
+            log.exception("%s failed", what)
+            return None
+
+    def _run_calls(self):
+        while True:
+            try:
+                function, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(function(self.service.card))
+            except BaseException as error:
+                future.set_exception(error)
+            self._save_state()
+
+    def _publish_logs(self, publisher):
+        for name, entries in self.service.take_unpublished().items():
+            try:
+                publisher.send_multipart([LOG_TOPICS[name], log_message(entries)], zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    def _save_state(self):
+        if self.state is None or self.service.shadow.changes == self._saved_changes:
+            return
+        self._saved_changes = self.service.shadow.changes
+        self._guarded("saving the state file", self.state.save, self.service.card.transport.url,
+                      self.service.card, self.service.shadow)
 
     def _answer(self, socket, frames):
         self.requests += 1

@@ -12,7 +12,24 @@ op             arguments                                   reply (besides ``"ok"
                value]``, applied in order
 ``commit``     ``groups``: list of commit group names       ``groups``
 ``dump``       none                                        ``values``: ``{name: value}``, address order
+                                                           (the pop-on-read logs show 0: the server
+                                                           drains them, see below)
+``slots``      none                                        ``slots``: ``[[slot, symbol, locate], ...]``,
+                                                           ``capacity``
+``depth``      ``slot``; ``levels`` (optional, 1-32,        ``bids``, ``asks``: ``[[price, shares,
+               default 8)                                  orders], ...]`` best first
+``log``        ``log``: orders, rejects or gaps;           ``entries`` (dicts with ``seq``), ``next``
+               ``since`` (seq, optional), ``last``          (the seq the next entry will get),
+               (count, optional)                           ``dropped`` (entries from ``since`` no
+                                                           longer kept)
+``state``      none                                        ``rules``, ``positions``: ``{slot: ...}``
+                                                           (``null`` where unknown), ``staged``,
+                                                           ``armed``, ``killed``
 =============  ==========================================  ============================================
+
+``slots`` and ``depth`` select a view and read it within one request, so no other client's select comes in
+between. ``orders.log``, ``risk.reject`` and ``moldudp64.gap`` are read-once queues on the card: only the server
+reads them (refused to clients, by name or address); ``log`` serves its copy to every role.
 
 A register named ``block.register`` reads and writes its full width; an address (an integer byte address,
 a multiple of 4) reads or writes one 32-bit word. Words of a wide register written by address must all be
@@ -26,20 +43,26 @@ bytes, or with more than :data:`MAX_BATCH` entries, is refused with a reason; on
 import json
 from dataclasses import dataclass
 
-__all__ = ["MAX_REQUEST_BYTES", "MAX_WIRE_BYTES", "MAX_BATCH", "OPS", "ProtocolError", "Request",
+__all__ = ["MAX_REQUEST_BYTES", "MAX_WIRE_BYTES", "MAX_BATCH", "MAX_DEPTH_LEVELS", "LOG_NAMES", "OPS", "ProtocolError", "Request",
            "parse_request", "encode", "decode_reply"]
 
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_WIRE_BYTES = 1024 * 1024
-MAX_BATCH = 1024
+MAX_BATCH = 4096
+MAX_DEPTH_LEVELS = 32
+LOG_NAMES = ("orders", "rejects", "gaps")
 
-#: Each op's arguments and their kind.
+#: Each op's arguments and their kind; a kind ending in ``?`` is optional.
 OPS = {
     "identify": {},
     "read": {"registers": "targets"},
     "write": {"writes": "target_values"},
     "commit": {"groups": "names"},
     "dump": {},
+    "slots": {},
+    "depth": {"slot": "slot", "levels": "levels?"},
+    "log": {"log": "log_name", "since": "count?", "last": "count?"},
+    "state": {},
 }
 
 
@@ -85,7 +108,23 @@ _ARGUMENT_CHECKS = {
     "target_values": lambda value, name: _check_list(value, name, _target_value,
                                                      "[name or address, non-negative integer] pairs"),
     "names": lambda value, name: _check_list(value, name, lambda entry: isinstance(entry, str), "names"),
+    "slot": lambda value, name: _check_range(value, name, 0, 255),
+    "levels": lambda value, name: _check_range(value, name, 1, MAX_DEPTH_LEVELS),
+    "count": lambda value, name: _check_range(value, name, 0, 2**63 - 1),
+    "log_name": lambda value, name: _check_choice(value, name, LOG_NAMES),
 }
+
+
+def _check_range(value, name, low, high):
+    if not _is_int(value) or not low <= value <= high:
+        raise ProtocolError(f"'{name}' must be an integer from {low} to {high}")
+    return value
+
+
+def _check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ProtocolError(f"'{name}' must be one of {', '.join(choices)}")
+    return value
 
 
 def parse_request(payload):
@@ -117,9 +156,12 @@ def parse_request(payload):
             raise ProtocolError(f"op {op} takes no field(s) {', '.join(sorted(map(repr, unknown)))[:200]}")
         args = {}
         for name, kind in expected.items():
+            optional = kind.endswith("?")
             if name not in message:
+                if optional:
+                    continue
                 raise ProtocolError(f"op {op} needs '{name}'")
-            args[name] = _ARGUMENT_CHECKS[kind](message[name], name)
+            args[name] = _ARGUMENT_CHECKS[kind.rstrip("?")](message[name], name)
     except ProtocolError as error:
         error.request_id = request_id
         raise
