@@ -34,7 +34,7 @@ def test_prices_are_exact_price4_ticks_never_floats(tmp_path):
 def test_the_shipped_sample_files_are_valid():
     thresholds = load_thresholds("configs/thresholds.yaml")
     risk = load_risk("configs/risk.yaml")
-    assert thresholds.symbols["AAPL"].buy_below == 87_9500
+    assert thresholds.symbols["AAPL"].buy_below == 88_0300  # $88.03 exactly, in Price(4) ticks
     assert risk.max_notional_ticks == 100_000 * PRICE_SCALE
 
 
