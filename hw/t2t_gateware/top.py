@@ -17,8 +17,9 @@ from .streams import BEAT_BYTES, STAMP_BITS, BboUpdate, EventKind, MacBeat, MacR
 from .trade.ouch_encoder import OuchEncoder
 from .trade.risk_gate import COUNTERS as RISK_COUNTERS
 from .trade.risk_gate import RiskGate
+from .trade.order_merge import OrderMerge
 from .trade.strategy import COUNTERS as STRATEGY_COUNTERS
-from .trade.strategy import ThresholdStrategy
+from .trade.strategy import PAIR_COUNTERS, PairStrategy, ThresholdStrategy
 
 __all__ = ["SYMBOLS", "Tick2TradeTop"]
 
@@ -113,6 +114,8 @@ whether it passes or refuses them). Single clock domain ``sync``.
         stamp = cycles[:STAMP_BITS]
         m.submodules.book = book = BookBuilder(symbols=S)
         m.submodules.strategy = strategy = ThresholdStrategy(S)
+        m.submodules.pair_strategy = pair = PairStrategy(S)
+        m.submodules.order_merge = merge = OrderMerge()
         m.submodules.risk_gate = risk = RiskGate(S)
         m.submodules.encoder = encoder = OuchEncoder()
 
@@ -122,6 +125,8 @@ whether it passes or refuses them). Single clock domain ``sync``.
         m.d.comb += [
             risk.i_bbo_tap.valid.eq(book.o_bbo.valid & book.o_bbo.ready),
             risk.i_bbo_tap.payload.eq(book.o_bbo.payload),
+            pair.i_bbo_tap.valid.eq(book.o_bbo.valid & book.o_bbo.ready),
+            pair.i_bbo_tap.payload.eq(book.o_bbo.payload),
             self.bbo.valid.eq(book.o_bbo.valid & book.o_bbo.ready),
             self.bbo.payload.eq(book.o_bbo.payload),
         ]
@@ -180,7 +185,7 @@ whether it passes or refuses them). Single clock domain ``sync``.
         for s in range(S):
             with m.If(action & slot_follows[s] & (slot_locates[s] == action_locate)):
                 m.d.sync += halted[s].eq(~action_trading)
-        m.d.comb += strategy.halted.eq(halted[:S])
+        m.d.comb += [strategy.halted.eq(halted[:S]), pair.halted.eq(halted[:S])]
 
         # Rules: staged field by field, written per slot, committed all at once.
         rule = strategy.rule
@@ -202,9 +207,27 @@ whether it passes or refuses them). Single clock domain ``sync``.
         for name in STRATEGY_COUNTERS:
             m.d.comb += bank[f"strategy.{name}"].value.eq(getattr(strategy, name))
 
+        # The pair rule, committed with the threshold rules.
+        pair_rule, pair_flags = pair.rule, bank["pair.flags"]
+        m.d.comb += [
+            pair.cycle.eq(cycles),
+            pair_rule.enable.eq(pair_flags.field("enable")),
+            pair_rule.slot_a.eq(pair_flags.field("slot_a")), pair_rule.slot_b.eq(pair_flags.field("slot_b")),
+            pair.rule_we.eq(bank["pair.rule_write"].strobe),
+            pair.rules_commit.eq(bank["strategy.rules_commit"].strobe),
+        ]
+        for name in ("ratio", "upper", "lower", "shares_a", "shares_b", "time_in_force", "cooldown"):
+            m.d.comb += getattr(pair_rule, name).eq(bank[f"pair.{name}"].value)
+        for name in PAIR_COUNTERS:
+            m.d.comb += bank[f"pair.{name}"].value.eq(getattr(pair, name))
+
+        # Both strategies' orders, merged round robin (a pair's two legs stay back to back).
+        wiring.connect(m, strategy.o_order, merge.i_a)
+        wiring.connect(m, pair.o_order, merge.i_b)
+
         # Arming: a disarmed strategy's orders are counted and go no further.
         armed = bank["strategy.control"].field("armed")
-        order = strategy.o_order
+        order = merge.o_order
         m.d.comb += [
             risk.i_order.valid.eq(order.valid & armed),
             risk.i_order.payload.eq(order.payload),
@@ -230,10 +253,14 @@ whether it passes or refuses them). Single clock domain ``sync``.
             risk.position.eq(bank["risk.position"].value),
             risk.position_limit.eq(bank["risk.position_limit"].value),
             risk.kill.eq(control.strobe & control.field("kill")),
+            # The gate keeps a notional cap per rule size: register each threshold rule's size as it is written.
+            risk.notional_size_we.eq(bank["strategy.rule_write"].strobe),
+            risk.notional_size_slot.eq(bank["strategy.rule_slot"].value),
+            risk.notional_size.eq(bank["strategy.rule_shares"].value),
             risk.rearm.eq(control.strobe & control.field("rearm")),
             bank["risk.status"].field("killed").eq(risk.killed),
         ]
-        for name in RISK_COUNTERS:
+        for name in RISK_COUNTERS + ("notional_slow",):
             m.d.comb += bank[f"risk.{name}"].value.eq(getattr(risk, name))
         reject = bank["risk.reject"]
         record = risk.o_reject.p

@@ -33,7 +33,7 @@ def pack(shape, fields):
     layout = data.Layout.cast(shape)
     value = 0
     for name, item in layout:
-        field_value = int(fields[name]) & ((1 << item.width) - 1)
+        field_value = int(fields.get(name, 0)) & ((1 << item.width) - 1)
         value |= field_value << item.offset
     return value
 

@@ -1,5 +1,6 @@
-"""RiskGate: each check trips and lets through, the kill switch, the reject log, one cycle added, and a random
-sequence of orders compared with RiskGateModel."""
+"""RiskGate: each check trips and lets through, the kill switch, the reject log, one cycle added, the notional
+caps (registered, learned, worked out exactly by the divider), and a random sequence of orders compared with
+RiskGateModel."""
 
 import random
 
@@ -10,7 +11,7 @@ from amaranth.sim import Simulator
 from t2t.trade import reference
 from t2t.trade.reference import RISK_COUNTERS, RiskGateModel, RiskLimits
 from t2t_gateware.streams import OrderRequest
-from t2t_gateware.trade.risk_gate import COUNTERS, LATENCY, RejectReason, RejectRecord, RiskGate
+from t2t_gateware.trade.risk_gate import COUNTERS, LATENCY, SLOW_LATENCY, RejectReason, RejectRecord, RiskGate
 from t2t_gateware.trade.strategy import LATENCY as STRATEGY_LATENCY
 from t2t_gateware.trade.strategy import ThresholdStrategy
 
@@ -23,11 +24,14 @@ LIMITS = RiskLimits(max_shares=1000, max_notional=1000 * 200_0000, collar_ticks=
 # Position 0, limit 10000 shares; BBO 99.0000 / 101.0000.
 POSITIONS = {slot: (0, 10_000) for slot in range(SYMBOLS)}
 BBOS = {slot: (99_0000, 101_0000) for slot in range(SYMBOLS)}
+# One registered order size per slot, 1000 shares: the notional of any order of up to 1000 shares is then checked
+# in one cycle as long as its price is within floor(max_notional / 1000).
+SIZES = {slot: 1000 for slot in range(SYMBOLS)}
 
 
 def order(slot=0, side=BUY, shares=100, price=100_0000, locate=None):
     return {"slot": slot, "locate": 200 + slot if locate is None else locate, "side": side, "shares": shares,
-            "price": price, "time_in_force": 0, "timestamp": 12345, "stamp": 6}
+            "price": price, "time_in_force": 0, "timestamp": 12345, "stamp": 6, "more_legs": 0}
 
 
 def as_dict(const, layout):
@@ -35,21 +39,22 @@ def as_dict(const, layout):
             for name, _field in data.Layout.cast(layout)}
 
 
-def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=100, symbols=SYMBOLS,
-             out_ready=lambda cycle: True, reject_ready=lambda cycle: True, tail=20, reject_log_depth=16):
-    """Write ``positions`` and ``bbos``, wait ``warmup`` cycles (the bucket fills), then run ``schedule`` and
-    ``tail`` cycles more after the last order was taken: per
+def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, sizes=SIZES, warmup=200, symbols=SYMBOLS,
+             out_ready=lambda cycle: True, reject_ready=lambda cycle: True, tail=60, reject_log_depth=16):
+    """Write ``positions``, ``bbos`` and the order ``sizes``, wait ``warmup`` cycles (the bucket fills, the sizes'
+    caps are worked out), then run ``schedule`` and ``tail`` cycles more after the last order was taken: per
     cycle a dict of ``orders`` (queued, sent in order as soon as the gate takes them), ``bbo`` ((slot, bid, ask)
     on the tap), ``position`` ((slot, position, limit)), ``restricted`` (mask, held), ``kill`` (level, held),
     ``rearm``.
 
-    Returns a dict: ``events`` (in cycle order, for the model), ``accepted`` ((cycle, order)), ``rejects``
-    (records), ``counters``, ``killed``."""
+    Returns a dict: ``events`` (in cycle order, for the model), ``accepted`` ((cycle, order)), ``decided`` (the
+    cycle each accepted order's ``valid`` rose), ``rejects`` (records), ``counters``, ``killed``, ``slow``."""
     dut = RiskGate(symbols, reject_log_depth=reject_log_depth)
     setup = [{"position": (slot, *value)} for slot, value in positions.items()]
     setup += [{"bbo": (slot, *value)} for slot, value in bbos.items()]
+    setup += [{"size": (slot, size)} for slot, size in sizes.items()]
     schedule = setup + [{}] * warmup + list(schedule)
-    result = {"events": [], "accepted": [], "rejects": [], "counters": {}}
+    result = {"events": [], "accepted": [], "decided": [], "rejects": [], "counters": {}}
     events = result["events"]
 
     async def testbench(ctx):
@@ -57,6 +62,7 @@ def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=
         queue = []
         restricted = kill = 0
         cycle = 0
+        offered = False     # o_order.valid was high in the cycle before and not taken
         end = len(schedule) + tail
         while cycle < end:
             actions = schedule[cycle] if cycle < len(schedule) else {}
@@ -67,6 +73,9 @@ def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=
             if "kill" in actions:
                 kill = actions["kill"]
                 events.append(("kill", cycle, kill))
+            if "limits" in actions:
+                ctx.set(dut.limits, actions["limits"].fields())
+                events.append(("limits", cycle, actions["limits"]))
             ctx.set(dut.restricted, restricted)
             ctx.set(dut.kill, kill)
             ctx.set(dut.rearm, actions.get("rearm", 0))
@@ -76,6 +85,10 @@ def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=
                 ctx.set(dut.position_slot, slot)
                 ctx.set(dut.position, position)
                 ctx.set(dut.position_limit, limit)
+            ctx.set(dut.notional_size_we, "size" in actions)
+            if "size" in actions:
+                ctx.set(dut.notional_size_slot, actions["size"][0])
+                ctx.set(dut.notional_size, actions["size"][1])
             ctx.set(dut.i_bbo_tap.valid, "bbo" in actions)
             if "bbo" in actions:
                 slot, bid, ask = actions["bbo"]
@@ -94,7 +107,11 @@ def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=
                     events.append((name, cycle, *actions[name]))
             if actions.get("rearm"):
                 events.append(("rearm", cycle))
-            if ctx.get(dut.o_order.valid) and ready:
+            valid = ctx.get(dut.o_order.valid)
+            if valid and not offered:
+                result["decided"].append(cycle)
+            offered = valid and not ready
+            if valid and ready:
                 result["accepted"].append((cycle, as_dict(ctx.get(dut.o_order.payload), OrderRequest)))
             if ctx.get(dut.o_reject.valid) and log_ready:
                 result["rejects"].append(as_dict(ctx.get(dut.o_reject.payload), RejectRecord))
@@ -106,6 +123,7 @@ def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=
         for name in COUNTERS:
             result["counters"][name] = ctx.get(getattr(dut, name))
         result["killed"] = ctx.get(dut.killed)
+        result["slow"] = ctx.get(dut.notional_slow)
 
     simulator = Simulator(dut)
     simulator.add_clock(1e-8)
@@ -116,18 +134,24 @@ def run_gate(schedule, *, limits=LIMITS, positions=POSITIONS, bbos=BBOS, warmup=
 
 def model_run(result, *, limits=LIMITS, symbols=SYMBOLS):
     """Replay the recorded events through the model (within a cycle: levels, the order, then tap, position and
-    rearm, as the gateware applies them)."""
+    rearm, as the gateware applies them). An accepted order's token is taken in the cycle its ``valid`` rose."""
     model = RiskGateModel(symbols, limits)
     accepted = []
+    decided = iter(result["decided"])
     for event in result["events"]:
         kind, cycle = event[:2]
         if kind == "restricted":
             model.set_restricted({slot for slot in range(symbols) if event[2] >> slot & 1})
         elif kind == "kill":
             model.set_kill(event[2])
+        elif kind == "limits":
+            model.limits = event[2]
         elif kind == "order":
-            if model.submit(cycle, event[2]) == reference.RejectReason.NONE:
+            if model.check(cycle, event[2]) == reference.RejectReason.NONE:
+                assert model.submit(cycle, event[2], decided=next(decided)) == reference.RejectReason.NONE
                 accepted.append((cycle, event[2]))
+            else:
+                model.submit(cycle, event[2])
         elif kind == "bbo":
             model.on_bbo(*event[2:])
         elif kind == "position":
@@ -168,14 +192,62 @@ def trip_and_pass(limits_changes, tripping, passing, reason):
     assert result["counters"]["rejected_" + reason.lower()] == 1 and result["counters"]["accepted"] == 1
 
 
-def test_order_within_every_limit_then_passes_unchanged_three_cycles_later():
+def test_order_within_every_limit_then_passes_unchanged_one_cycle_later():
     result = check_against_model([{"orders": [order()]}])
     assert result["rejects"] == []
     (cycle, accepted), = result["accepted"]
     handshake = next(event[1] for event in result["events"] if event[0] == "order")
     assert accepted == order()
-    assert cycle - handshake == LATENCY == 3
-    print(f"\nrisk gate added latency: {cycle - handshake} cycles")
+    assert cycle - handshake == LATENCY == 1
+    assert result["slow"] == 0
+    print(f"\nrisk gate added latency: {cycle - handshake} cycle")
+
+
+def handshakes(result):
+    return [event[1] for event in result["events"] if event[0] == "order"]
+
+
+def test_unregistered_size_then_the_divider_decides_it_and_the_next_order_of_that_size_takes_one_cycle():
+    result = check_against_model(one_order_each(order(shares=300), order(shares=300, price=100_0001), gap=60),
+                                 sizes={})
+    (first, _), (second, _) = result["accepted"]
+    taken = handshakes(result)
+    assert [first - taken[0], second - taken[1]] == [SLOW_LATENCY, LATENCY]
+    assert result["slow"] == 1
+    print(f"\nrisk gate, first order of a new size: {first - taken[0]} cycles")
+
+
+def test_registered_size_covers_smaller_orders_and_a_price_above_its_cap_goes_to_the_divider():
+    limits = RiskLimits(**{**LIMITS.fields(), "max_notional": 500 * 100_0000})     # cap of 500 shares: 100.0000
+    # 400 x 100.0000 is covered; 400 x 101.0000 is above the cap of 500 shares but within the limit (404 < 500):
+    # the divider passes it; 500 x 100.0001 is over, and settled at once by the kept size 500.
+    result = check_against_model(one_order_each(order(shares=400), order(shares=400, price=101_0000),
+                                                order(shares=500, price=100_0001), gap=60),
+                                 limits=limits, sizes={0: 500})
+    assert reasons(result) == ["MAX_NOTIONAL"]
+    taken = handshakes(result)
+    assert [cycle - start for (cycle, _), start in zip(result["accepted"], taken)] == [LATENCY, SLOW_LATENCY]
+    assert result["slow"] == 1
+    assert result["counters"]["rejected_max_notional"] == 1
+
+
+def test_notional_exact_at_the_limit_both_ways_for_kept_and_new_sizes():
+    limits = RiskLimits(**{**LIMITS.fields(), "max_notional": 777 * 100_0003 - 1})
+    orders = [order(shares=777, price=100_0003), order(shares=777, price=100_0002),    # new size: divider
+              order(shares=777, price=100_0003), order(shares=777, price=100_0002, locate=9)]  # kept: one cycle
+    result = check_against_model(one_order_each(*orders, gap=60), limits=limits, sizes={})
+    assert reasons(result) == ["MAX_NOTIONAL", "MAX_NOTIONAL"]
+    assert len(result["accepted"]) == 2 and result["slow"] == 1
+
+
+def test_new_max_notional_then_kept_sizes_are_forgotten_and_worked_out_again():
+    lower = RiskLimits(**{**LIMITS.fields(), "max_notional": 100 * 100_0000 - 1})
+    schedule = one_order_each(order(), gap=60) + [{"limits": lower}, {}] + one_order_each(
+        order(price=100_0001), order(shares=99, price=100_0001), gap=60)
+    result = check_against_model(schedule)
+    # The first order is covered by the cap of 1000 shares at the old limit; after the change that cap is gone.
+    assert reasons(result) == ["MAX_NOTIONAL"]
+    assert len(result["accepted"]) == 2 and result["slow"] == 2
 
 
 def test_back_to_back_orders_then_one_taken_every_three_cycles():
@@ -214,6 +286,24 @@ def test_buy_above_ask_plus_collar_then_rejected_and_at_the_collar_passes():
 def test_sell_below_bid_minus_collar_then_rejected_and_at_the_collar_passes():
     trip_and_pass({"collar_ticks": 50}, order(side=SELL, price=98_9949), order(side=SELL, price=98_9950),
                   "PRICE_COLLAR")
+
+
+def test_collar_wider_than_the_price_then_signed_bounds_stay_exact():
+    limits = RiskLimits(**{**LIMITS.fields(), "collar_ticks": 100_0000})
+    # Sells at any price pass (price + collar >= bid); a buy below the collar (price - collar < 0) passes, one
+    # above ask + collar does not.
+    orders = [order(side=SELL, price=1), order(side=SELL, price=0, shares=99), order(price=5, shares=98),
+              order(price=201_0000, shares=97), order(price=201_0001, shares=96)]
+    result = check_against_model(one_order_each(*orders), limits=limits, bbos={0: (99_0000, 101_0000)})
+    assert reasons(result) == ["PRICE_COLLAR"] and len(result["accepted"]) == 4
+
+
+def test_new_collar_then_every_slot_reference_worked_out_again_and_applied():
+    narrow = RiskLimits(**{**LIMITS.fields(), "collar_ticks": 0})
+    schedule = one_order_each(order(price=101_0100)) + [{"limits": narrow}] + one_order_each(
+        order(price=101_0001, shares=99), order(slot=3, side=SELL, price=98_9999), order(slot=3, price=101_0000))
+    result = check_against_model(schedule)
+    assert reasons(result) == ["PRICE_COLLAR", "PRICE_COLLAR"] and len(result["accepted"]) == 2
 
 
 def test_empty_reference_side_then_rejected_as_no_reference_and_other_side_passes():
@@ -346,14 +436,15 @@ def test_output_held_back_then_orders_wait_and_none_is_lost():
 def random_orders(rng, count):
     prices = (98_9900, 99_0000, 100_0000, 101_0000, 101_0100, 102_0000)
     return [order(slot=rng.randrange(SYMBOLS) if rng.random() < 0.98 else SYMBOLS,
-                  side=rng.randrange(2), shares=rng.choice((50, 100, 200, 400, 600, 900)), price=rng.choice(prices))
+                  side=rng.randrange(2), price=rng.choice(prices),
+                  shares=rng.choice((50, 100, 200, 400, 600, 900)) if rng.random() < 0.995 else 450)
             for _ in range(count)]
 
 
 def test_random_orders_bbos_positions_and_kills_then_same_accepts_and_rejects_as_model():
     rng = random.Random(11)
-    limits = RiskLimits(max_shares=800, max_notional=500 * 101_0000, collar_ticks=100, bucket_capacity=6,
-                        refill_cycles=6, duplicate_window=30, max_rejects=16, reject_window=40)
+    limits = RiskLimits(max_shares=800, max_notional=500 * 101_0000, collar_ticks=100, bucket_capacity=4,
+                        refill_cycles=24, duplicate_window=150, max_rejects=16, reject_window=40)
     schedule = []
     for _ in range(4000):
         actions = {}
@@ -374,11 +465,14 @@ def test_random_orders_bbos_positions_and_kills_then_same_accepts_and_rejects_as
             actions["rearm"] = 1
         schedule.append(actions)
     positions = {slot: (0, 2000) for slot in range(SYMBOLS)}
+    # 400 shares registered per slot (covers 50 to 400); the gate learns 600 (always over the limit) and 450.
     result = check_against_model(schedule, limits=limits, positions=positions,
+                                 sizes={slot: 400 for slot in range(SYMBOLS)},
                                  out_ready=lambda cycle: rng.random() < 0.85)
     counters = result["counters"]
-    print(f"\nrisk gate random run: {counters}")
-    assert counters["accepted"] > 300
+    print(f"\nrisk gate random run: {counters}, notional by the divider: {result['slow']}")
+    assert result["slow"] >= SYMBOLS
+    assert counters["accepted"] > 200
     assert all(counters[name] for name in COUNTERS if name != "reject_log_dropped"), counters
 
 
@@ -388,7 +482,7 @@ def test_reasons_and_counters_match_the_model():
     assert COUNTERS == RISK_COUNTERS
 
 
-def test_strategy_into_gate_then_bbo_to_checked_order_in_five_cycles():
+def test_strategy_into_gate_then_bbo_to_checked_order_in_three_cycles():
     m = Module()
     m.submodules.strategy = strategy = ThresholdStrategy(SYMBOLS)
     m.submodules.gate = gate = RiskGate(SYMBOLS)
@@ -407,10 +501,13 @@ def test_strategy_into_gate_then_bbo_to_checked_order_in_five_cycles():
         ctx.set(strategy.rules_commit, 0)
         ctx.set(gate.position_we, 1)
         ctx.set(gate.position_limit, 1000)
+        ctx.set(gate.notional_size_we, 1)     # the rule's size, registered with the rule
+        ctx.set(gate.notional_size, 100)
         ctx.set(gate.i_bbo_tap.valid, 1)
         ctx.set(gate.i_bbo_tap.payload, {"slot": 0, "bid_price": 99_0000, "ask_price": 101_0000})
         await ctx.tick()
         ctx.set(gate.position_we, 0)
+        ctx.set(gate.notional_size_we, 0)
         ctx.set(gate.i_bbo_tap.valid, 0)
         for _ in range(150):        # the bucket fills meanwhile
             await ctx.tick()

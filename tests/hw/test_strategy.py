@@ -121,7 +121,7 @@ def test_ask_at_or_below_buy_threshold_then_buy_at_ask_plus_offset_two_cycles_la
     cycle, order = orders[0]
     assert cycle - update_cycle == LATENCY == 2
     assert order == {"slot": 1, "locate": 101, "side": 0, "shares": 300, "price": 100_0200, "time_in_force": 0,
-                     "timestamp": 77, "stamp": 0}
+                     "timestamp": 77, "stamp": 0, "more_legs": 0}
     assert counters["signals"] == 1
     print(f"\nstrategy latency: {cycle - update_cycle} cycles from the BBO handshake to the order's valid")
 

@@ -111,6 +111,7 @@ def test_a_rich_against_b_then_sell_a_at_bid_and_buy_b_at_ask_four_cycles_after_
             for cycle, order in orders] == [(PAIR_LATENCY, 1, SELL, 100, 151_0600), (PAIR_LATENCY + 1, 2, BUY, 150,
                                                                                       100_7000)]
     assert orders[0][1]["timestamp"] == 9 and counters["signals"] == 1
+    assert [order["more_legs"] for _cycle, order in orders] == [1, 0]     # a merge keeps leg B behind leg A
     print(f"\npair latency: {orders[0][0] - trigger} cycles from the update to leg A, leg B one cycle later")
 
 

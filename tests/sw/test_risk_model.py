@@ -2,7 +2,7 @@
 
 import pytest
 
-from t2t.trade.reference import BUCKET_DELAY, RejectReason, RiskGateModel, RiskLimits
+from t2t.trade.reference import BUCKET_DELAY, TOKEN_DELAY, RejectReason, RiskGateModel, RiskLimits
 
 BUY, SELL = 0, 1
 LIMITS = RiskLimits(max_shares=1000, max_notional=1000 * 100_0000, collar_ticks=100, bucket_capacity=2,
@@ -105,3 +105,17 @@ def test_limits_out_of_range_then_refused():
         RiskLimits(max_shares=-1)
     with pytest.raises(ValueError):
         RiskLimits(max_notional=1 << 64)
+
+
+def test_bucket_checked_at_the_handshake_and_token_taken_after_the_decision():
+    # One token per 10 cycles, capacity 2: full at cycle 20. An order taken at 29 is checked with 2 tokens; its token
+    # goes at the end of cycle 29 + TOKEN_DELAY, after the refill due then (capped), so 1 is left afterwards...
+    model = gate(refill_cycles=10, bucket_capacity=2)
+    assert model.submit(29, order()) == RejectReason.NONE
+    assert model.tokens == 1
+    # ...whereas an order the gateware decided later (it waited for the divider) takes its token then: the refills
+    # before its decision were capped, the bucket is full again before it is taken from.
+    model = gate(refill_cycles=10, bucket_capacity=2)
+    assert model.submit(25, order(), decided=70) == RejectReason.NONE
+    assert model.tokens == 1 and model.refills_applied == 7
+    assert TOKEN_DELAY == 2 and BUCKET_DELAY == 0

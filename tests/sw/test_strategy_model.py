@@ -53,3 +53,15 @@ def test_rule_out_of_range_then_refused():
         StrategyRule(offset=1 << 16)
     with pytest.raises(ValueError):
         StrategyRule(buy_threshold=-1)
+
+
+def test_orders_are_single_legs_and_pair_legs_say_which_one_more_follows():
+    from t2t.trade.reference import PairRule, PairStrategyModel
+    model = strategy(StrategyRule(enable=True, buy_threshold=100, shares=5))
+    assert model.on_bbo(0, bbo(ask=100))["more_legs"] == 0
+    pair = PairStrategyModel()
+    pair.stage(PairRule(enable=True, slot_a=0, slot_b=1, upper=10, lower=-10, shares_a=1, shares_b=1))
+    pair.commit()
+    pair.on_bbo(0, bbo(slot=1, bid=99, ask=100))
+    legs = pair.on_bbo(1, bbo(slot=0, bid=200, ask=201))
+    assert [leg["more_legs"] for leg in legs] == [1, 0]

@@ -183,13 +183,16 @@ class OuchEncoder(wiring.Component):
             symbol_read.en.eq(take),
         ]
         m.d.sync += holding.eq(offer & ~self.o_tx.ready)
-        with m.If(take):
+        # The order, prefix and firm are loaded in every cycle the encoder could take an order (and kept from the
+        # one it takes on): their enable is then a register, not the handshake, which follows i_order.valid.
+        with m.If(can_take):
             m.d.sync += [
                 order.eq(self.i_order.payload),
                 prefix.eq(self.token_prefix),
                 firm.eq(self.firm),
-                beat.eq(1),
             ]
+        with m.If(take):
+            m.d.sync += beat.eq(1)
         with m.Elif(~idle & self.o_tx.ready):
             m.d.sync += beat.eq(Mux(beat == PACKET_BEATS - 1, 0, beat + 1))
 
@@ -240,21 +243,25 @@ class OuchEncoder(wiring.Component):
 
         with m.If(self.o_log.ready):
             m.d.sync += self.o_log.valid.eq(0)
+        log_free = ~self.o_log.valid | self.o_log.ready
         with m.If(take):
-            with m.If(self.o_log.valid & ~self.o_log.ready):
+            with m.If(~log_free):
                 m.d.sync += self.log_dropped.eq(self.log_dropped + 1)
             with m.Else():
-                m.d.sync += [
-                    self.o_log.valid.eq(1),
-                    self.o_log.payload.token_number.eq(token_number),
-                    self.o_log.payload.slot.eq(self.i_order.payload.slot),
-                    self.o_log.payload.locate.eq(self.i_order.payload.locate),
-                    self.o_log.payload.side.eq(self.i_order.payload.side),
-                    self.o_log.payload.shares.eq(self.i_order.payload.shares),
-                    self.o_log.payload.price.eq(self.i_order.payload.price),
-                    self.o_log.payload.timestamp.eq(self.i_order.payload.timestamp),
-                    self.o_log.payload.trigger_stamp.eq(self.i_order.payload.stamp),
-                    self.o_log.payload.tx_stamp.eq(self.stamp),
-                ]
+                m.d.sync += self.o_log.valid.eq(1)
+        # The entry is loaded whenever the log is free and an order could be taken (as above); it is valid only
+        # after a take.
+        with m.If(can_take & log_free):
+            m.d.sync += [
+                self.o_log.payload.token_number.eq(token_number),
+                self.o_log.payload.slot.eq(self.i_order.payload.slot),
+                self.o_log.payload.locate.eq(self.i_order.payload.locate),
+                self.o_log.payload.side.eq(self.i_order.payload.side),
+                self.o_log.payload.shares.eq(self.i_order.payload.shares),
+                self.o_log.payload.price.eq(self.i_order.payload.price),
+                self.o_log.payload.timestamp.eq(self.i_order.payload.timestamp),
+                self.o_log.payload.trigger_stamp.eq(self.i_order.payload.stamp),
+                self.o_log.payload.tx_stamp.eq(self.stamp),
+            ]
 
         return m

@@ -424,7 +424,7 @@ class PairStrategy(wiring.Component):
         under way triggers one more evaluation after them.
     o_order : Out(stream.Signature(OrderRequest))
         The legs of a signal, A then B on consecutive beats, with the (last) triggering update's ``timestamp`` and
-        ``stamp``.
+        ``stamp``; leg A has ``more_legs`` set.
     cycle : In(CYCLE_BITS)
         The free-running cycle counter (the cooldown counts from an evaluation's start).
     halted : In(S)
@@ -588,6 +588,7 @@ class PairStrategy(wiring.Component):
             o_order.payload.time_in_force.eq(rule.time_in_force),
             o_order.payload.timestamp.eq(event.timestamp),
             o_order.payload.stamp.eq(event.stamp),
+            o_order.payload.more_legs.eq(~leg_b),
         ]
 
         return m

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 
 __all__ = ["StrategyRule", "ThresholdStrategyModel", "PairRule", "PairStrategyModel", "RejectReason", "RiskLimits",
            "RiskGateModel", "STRATEGY_COUNTERS", "PAIR_COUNTERS", "RISK_COUNTERS", "RATIO_FRACTION_BITS",
-           "BUCKET_DELAY"]
+           "BUCKET_DELAY", "TOKEN_DELAY"]
 
 _U16, _U32, _U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
 BUY, SELL = 0, 1
 
-#: Cycles from the gateware risk gate taking an order to its decision, when the order bucket is checked.
-BUCKET_DELAY = 2
+#: Cycles from the gateware risk gate taking an order to checking its order bucket (with every other check).
+BUCKET_DELAY = 0
+
+#: Cycles from the gateware risk gate taking an order to the cycle at whose end an accepted order's token is
+#: taken, for an order whose notional the gate checks at once (one that waits for the divider is decided later).
+TOKEN_DELAY = 2
 
 STRATEGY_COUNTERS = ("signals", "suppressed_cooldown", "suppressed_degraded", "suppressed_halted",
                      "suppressed_crossed", "suppressed_conflict")
@@ -58,7 +62,8 @@ class ThresholdStrategyModel:
     """The gateware :class:`ThresholdStrategy`: at most one order per BBO update, by the slot's committed rule.
 
     ``on_bbo(cycle, bbo, halted)`` takes the update's fields (``slot``, ``locate``, ``bid_price``, ``ask_price``,
-    ``degraded``, ``timestamp``, ``stamp``) and returns the order as a dict of ``OrderRequest`` fields, or None.
+    ``degraded``, ``timestamp``, ``stamp``) and returns the order as a dict of ``OrderRequest`` fields, or None
+    (``more_legs`` 0: single orders).
     """
 
     def __init__(self, symbols):
@@ -112,7 +117,8 @@ class ThresholdStrategyModel:
             self.fired.add((slot, side))
         price = (ask + rule.offset) & _U32 if side == BUY else max(bid - rule.offset, 1)
         return {"slot": slot, "locate": bbo["locate"], "side": side, "shares": rule.shares, "price": price,
-                "time_in_force": rule.time_in_force, "timestamp": bbo["timestamp"], "stamp": bbo["stamp"]}
+                "time_in_force": rule.time_in_force, "timestamp": bbo["timestamp"], "stamp": bbo["stamp"],
+                "more_legs": 0}
 
     def _count(self, name):
         self.counters[name] += 1
@@ -156,7 +162,7 @@ class PairRule:
 
 class PairStrategyModel:
     """The gateware :class:`PairStrategy`, for updates far enough apart that each is evaluated on its own:
-    ``on_bbo(cycle, bbo, halted)`` returns the two legs (A first) or nothing."""
+    ``on_bbo(cycle, bbo, halted)`` returns the two legs (A first, with ``more_legs`` 1) or nothing."""
 
     def __init__(self):
         self.active = PairRule()
@@ -201,10 +207,11 @@ class PairStrategyModel:
         self.counters["signals"] += 1
         self.ready_at = cycle + rule.cooldown
         legs = []
-        for leg, slot, shares, sells in ((a, rule.slot_a, rule.shares_a, rich), (b, rule.slot_b, rule.shares_b, cheap)):
+        for leg, slot, shares, sells, more in ((a, rule.slot_a, rule.shares_a, rich, 1),
+                                               (b, rule.slot_b, rule.shares_b, cheap, 0)):
             legs.append({"slot": slot, "locate": leg["locate"], "side": SELL if sells else BUY, "shares": shares,
                          "price": leg["bid"] if sells else leg["ask"], "time_in_force": rule.time_in_force,
-                         "timestamp": bbo["timestamp"], "stamp": bbo["stamp"]})
+                         "timestamp": bbo["timestamp"], "stamp": bbo["stamp"], "more_legs": more})
         return legs
 
 
@@ -276,12 +283,15 @@ class _Slot:
 
 @dataclass
 class RiskGateModel:
-    """The gateware :class:`RiskGate`. ``submit(cycle, order)`` returns the :class:`RejectReason` (``NONE`` when
-    accepted); ``rejects`` keeps every reject's record and ``counters`` the gateware's counters.
+    """The gateware :class:`RiskGate`. ``submit(cycle, order, decided=None)`` returns the :class:`RejectReason`
+    (``NONE`` when accepted); ``rejects`` keeps every reject's record and ``counters`` the gateware's counters.
 
-    ``cycle`` is the cycle the gateware took the order; every check uses the state of that cycle, except the order
-    bucket, which the gateware checks and takes from :data:`BUCKET_DELAY` cycles later, when it decides. The bucket
-    refills at the end of every cycle ``k * refill_cycles - 1`` counted from reset (cycle 0).
+    ``cycle`` is the cycle the gateware took the order; every check uses the state of that cycle (the bucket too,
+    :data:`BUCKET_DELAY` = 0). An accepted order's token is taken at the end of the cycle after its decision cycle
+    ``decided`` (when its ``valid`` rose): :data:`TOKEN_DELAY` cycles after ``cycle``, or later for an order that
+    waited for the gateware's divider. The bucket refills at the end of every cycle
+    ``k * refill_cycles - 1`` counted from reset (cycle 0). Whether an order waits for the divider changes only
+    when its token is taken, never the decision: the notional check is exact either way.
     """
     symbols: int
     limits: RiskLimits = field(default_factory=RiskLimits)
@@ -364,10 +374,11 @@ class RiskGateModel:
             failed.append(RejectReason.DUPLICATE)
         return min(failed, default=RejectReason.NONE)
 
-    def submit(self, cycle, order):
+    def submit(self, cycle, order, decided=None):
         self._refill(cycle + BUCKET_DELAY)
         reason = self.check(cycle, order)
         if reason == RejectReason.NONE:
+            self._refill(cycle + TOKEN_DELAY if decided is None else decided + 1)
             self._accept(cycle, order)
         else:
             self._reject(cycle, order, reason)
