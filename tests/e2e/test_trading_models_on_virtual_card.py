@@ -74,3 +74,48 @@ def test_strategy_orders_equal_the_reference_strategy(strategy, replayed):
     first = next((i for i, (a, b) in enumerate(zip(observed, expected)) if a != b), None)
     assert first is None, f"order {first}: card {observed[first]} model {expected[first]}"
     assert len(observed) == len(expected)
+
+
+def risk_model_decisions(strategy, result):
+    """The reference risk gate run over the orders the card's gate took, at the cycles it took them, with the
+    BBO updates it saw (an update applies to orders taken from the next cycle on)."""
+    from t2t.trade.reference import RiskGateModel, RiskLimits
+    from t2t_sim.virtual_card import RESET_CYCLES
+
+    risk = strategy.risk
+    model = RiskGateModel(8, RiskLimits(
+        max_shares=risk.max_shares_per_order, max_notional=risk.max_notional_ticks, collar_ticks=risk.collar_ticks,
+        bucket_capacity=risk.bucket_capacity, refill_cycles=risk.refill_cycles,
+        duplicate_window=risk.duplicate_window_cycles, max_rejects=risk.max_rejects,
+        reject_window=risk.reject_window_cycles))
+    restricted = set()
+    for slot, symbol, _ in result.slot_map.entries:
+        model.set_position(slot, 0, risk.position_limits.get(symbol, risk.default_position_limit))
+        if symbol in risk.restricted:
+            restricted.add(slot)
+    model.set_restricted(restricted)
+    updates = iter(result.bbo_updates)
+    update = next(updates, None)
+    decisions = []
+    for order in result.gate_orders:
+        while update is not None and update["cycle"] < order["cycle"]:
+            model.on_bbo(update["slot"], update["bid_price"], update["ask_price"])
+            update = next(updates, None)
+        decisions.append(model.submit(order["cycle"] - RESET_CYCLES, order))
+    return model, decisions
+
+
+def test_risk_gate_decisions_equal_the_reference_risk_model(strategy, replayed):
+    from t2t.trade.reference import RejectReason
+
+    _, result = replayed
+    assert result.counters.get("risk.reject_log_dropped", 0) == 0 and result.counters["orders.log_dropped"] == 0
+    model, decisions = risk_model_decisions(strategy, result)
+    accepted = [order for order, reason in zip(result.gate_orders, decisions) if reason == RejectReason.NONE]
+    assert [(o["locate"], "S" if o["side"] else "B", o["shares"], o["price"], o["timestamp"]) for o in accepted] == [
+        (o.locate, o.side, o.shares, o.price, o.timestamp_ns) for o in result.orders]
+    expected_rejects = [(r["locate"], "S" if r["side"] else "B", r["shares"], r["price"], r["reason"].name.lower())
+                        for r in model.rejects]
+    assert expected_rejects == [(r.locate, r.side, r.shares, r.price, r.reason) for r in result.rejects]
+    reasons = {reason for reason in decisions if reason != RejectReason.NONE}
+    assert len(reasons) >= 2, f"the session should exercise several checks, got {reasons}"
