@@ -147,9 +147,10 @@ whether it passes or refuses them). Single clock domain ``sync``.
         m.d.comb += [
             book.depth_slot.eq(depth.field("slot")), book.depth_side.eq(depth.field("side")),
             book.depth_level.eq(depth.field("level")),
-            bank["book.depth_price"].value.eq(book.depth_price),
-            bank["book.depth_shares"].value.eq(book.depth_shares),
-            bank["book.depth_orders"].value.eq(book.depth_orders),
+            # A level that holds no order reads as 0, 0, 0 (the host stops at the first one).
+            bank["book.depth_price"].value.eq(Mux(book.depth_valid, book.depth_price, 0)),
+            bank["book.depth_shares"].value.eq(Mux(book.depth_valid, book.depth_shares, 0)),
+            bank["book.depth_orders"].value.eq(Mux(book.depth_valid, book.depth_orders, 0)),
         ]
         for name in BOOK_COUNTERS:
             m.d.comb += bank[f"book.{name}"].value.eq(getattr(book, name))

@@ -3,7 +3,7 @@
 Regenerate with `make generate`.
 """
 
-MAP_HASH = "ed16b89131657a419bf7ccbe91deec6f59ef9d1c28f73af79be1cb7f5aecdccf"
+MAP_HASH = "f79dececa371a3f855f5eadedb6f6500c9f7f229d1019a8d87b6faca24da93d2"
 
 DESCRIPTION = {'address_width': 16,
  'blocks': [{'base': 0,
@@ -1028,7 +1028,8 @@ DESCRIPTION = {'address_width': 16,
                            {'access': 'ro',
                             'address': 2092,
                             'commit': None,
-                            'doc': 'Price(4) of the selected level (0: empty).',
+                            'doc': 'Price(4) of the selected level (0, with shares and orders 0: no such '
+                                   'level).',
                             'fields': [],
                             'name': 'depth_price',
                             'path': 'book.depth_price',

@@ -1,7 +1,5 @@
 """The register bank: an AXI4-Lite subordinate elaborated from the resolved register map."""
 
-import functools
-import operator
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -184,7 +182,7 @@ class RegisterBank(wiring.Component):
                 word = read_shadow[path][32 * (index - 1):32 * index]
             terms.append(hit.replicate(32) & word)
         read_data = Signal(32)
-        m.d.comb += read_data.eq(functools.reduce(operator.or_, terms, Const(0, 32)))
+        m.d.comb += read_data.eq(_or_tree(terms))
         with m.If(read_answer):
             m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(read_data),
                          bus.rresp.eq(Mux(Cat(*read_hits).any(), AxiResponse.OKAY, AxiResponse.DECERR))]
@@ -219,3 +217,11 @@ class RegisterBank(wiring.Component):
         elif reg.access == "strobe":
             m.d.sync += [port.value.eq(merged(Const(0, 32))[:reg.width]), port.strobe.eq(1)]
 
+
+def _or_tree(terms):
+    """The OR of ``terms`` as a balanced tree: a chained ``a | b | c ...`` of hundreds of words is as many cells
+    deep, which costs timing and overflows Yosys's (WebAssembly) stack in its netlist analyses."""
+    terms = list(terms) or [Const(0, 32)]
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
