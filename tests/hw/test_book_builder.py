@@ -7,8 +7,11 @@ from amaranth.sim import Simulator
 
 from t2t.book import ReferenceBook
 from t2t.feed.generator import generate_session
-from t2t.feed.itch import AddOrder, OrderCancel, OrderDelete, OrderExecuted, OrderReplace
+from t2t.feed.itch import (AddOrder, AddOrderMpid, OrderCancel, OrderDelete, OrderExecuted, OrderExecutedWithPrice,
+                          OrderReplace)
 from t2t_gateware.book import COUNTERS, BookBuilder
+from t2t_gateware.book.builder import LATENCY as BUILDER_LATENCY
+from t2t_gateware.book.builder import REPLACE_LATENCY as BUILDER_REPLACE_LATENCY
 from t2t_gateware.streams import EventKind, ItchEvent
 
 T0 = 34_200_000_000_000
@@ -16,8 +19,8 @@ KINDS = {"A": EventKind.ADD, "F": EventKind.ADD, "E": EventKind.EXECUTE, "C": Ev
          "X": EventKind.CANCEL, "D": EventKind.DELETE, "U": EventKind.REPLACE, "P": EventKind.TRADE,
          "Q": EventKind.CROSS_TRADE, "S": EventKind.SYSTEM_EVENT, "H": EventKind.TRADING_ACTION}
 # Cycles from an event's handshake to its update being valid on o_bbo.
-LATENCY = 6
-REPLACE_LATENCY = 8
+LATENCY = 5
+REPLACE_LATENCY = 7
 
 
 def event_of(message, stamp):
@@ -145,14 +148,14 @@ SYMBOLS = ("AAPL", "MSFT", "AMZN", "NVDA", "TSLA")
 
 
 def test_generated_session_then_same_updates_as_reference_book_at_full_rate():
-    messages = list(generate_session(seed=3, symbols=SYMBOLS, messages=3000))
+    messages = list(generate_session(seed=3, symbols=SYMBOLS, messages=5000))
     slots = {0: 1, 1: 3, 2: 4, 3: 5}           # locate 2 is not subscribed
     bench = BookBench(slots=slots, symbols=4, orders=1024, ways=2, levels=8).run(messages)
     expected, book = reference_updates(messages, slots)
     assert updates_only(bench) == expected
     counters = bench.counters
     assert counters["events"] == len(bench.events)
-    assert counters["bbo_updates"] == len(expected) > 500
+    assert counters["bbo_updates"] == len(expected) > 1500
     assert {name: counters[name] for name in ("adds", "executes", "cancels", "deletes", "replaces")} == book.counts
     assert counters["unknown_refs"] == counters["table_overflows"] == counters["tops_unknown"] == 0
     # Every event takes a 2-cycle pass through the order table; a replace of a subscribed stock takes two.
@@ -363,6 +366,132 @@ def test_few_levels_kept_then_every_update_not_flagged_degraded_is_exact():
         book.apply(message)
         if message.type in "AFECXDU" and book.subscribed(message.locate):
             after[number] = book.bbo(message.locate)
+    updates = updates_only(bench)
+    exact = [u for u in updates if not u["degraded"]]
+    assert bench.counters["tops_unknown"] > 10 and len(exact) > len(updates) // 3
+    for update in exact:
+        assert bbo(update)[:6] == after[update["stamp"]]
+
+
+def _latencies_by_type(bench, messages):
+    """Cycles from each event's handshake to its update, by ITCH message type."""
+    book_messages = [message for message in messages if message.type in KINDS]
+    accepted = {event["stamp"]: (cycle, book_messages[n].type)
+                for n, (event, cycle) in enumerate(zip(bench.events, bench.accepted))}
+    latencies = {}
+    for update, cycle in bench.updates:
+        accept_cycle, kind = accepted[update["stamp"]]
+        latencies.setdefault(kind, set()).add(cycle - accept_cycle)
+    return latencies
+
+
+def _every_kind_changing_the_top(locate=1):
+    return [
+        add(1, "B", 100, 1_000_000, locate=locate),                                       # A: new best bid
+        AddOrderMpid(locate, 0, T0 + 2, 2, "S", 50, "AAPL", 1_000_500, "ABCD"),           # F: new best ask
+        OrderExecuted(locate, 0, T0 + 3, 1, 10, 1),                                      # E: bid 100 -> 90
+        OrderExecutedWithPrice(locate, 0, T0 + 4, 2, 5, 2, "Y", 1_000_400),              # C: ask 50 -> 45
+        OrderCancel(locate, 0, T0 + 5, 1, 20),                                           # X: bid 90 -> 70
+        OrderReplace(locate, 0, T0 + 6, 1, 3, 60, 1_000_100),                            # U: bid moves up
+        OrderDelete(locate, 0, T0 + 7, 2),                                               # D: ask empties
+    ]
+
+
+def test_latency_of_each_event_kind_then_as_documented_at_full_rate_and_spaced():
+    messages = _every_kind_changing_the_top()
+    expected = {kind: {LATENCY} for kind in "AFECXD"} | {"U": {REPLACE_LATENCY}}
+    for gaps in (None, lambda index: 3):
+        bench = run_hand(messages, gaps=gaps)
+        assert updates_only(bench) == reference_updates(messages, {0: 1})[0]
+        assert _latencies_by_type(bench, messages) == expected
+    # The module's constants are the figures the docstring states.
+    assert (BUILDER_LATENCY, BUILDER_REPLACE_LATENCY) == (LATENCY, REPLACE_LATENCY)
+
+
+def _churn(seed, count, *, locates=(1,), ticks=12, unknown=0.02):
+    """Random A/F/E/C/X/D/U on a few price points of ``locates``, so that back-to-back events keep hitting the
+    same levels (inserting, emptying and shifting them) and the same table sets."""
+    rng = random.Random(seed)
+    live = {}                      # ref -> [locate, side, shares]
+
+    def price_of(side):
+        step = 100 * rng.randrange(ticks)
+        return 1_000_000 - step if side == "B" else 1_000_100 + step
+
+    messages, next_ref, t = [], 1, T0
+    for _ in range(count):
+        t += 1
+        locate = rng.choice(locates)
+        mine = [ref for ref, order in live.items() if order[0] == locate]
+        kind = rng.choice("AAAFEEXXCDDUU") if mine else "A"
+        if rng.random() < unknown:
+            messages.append(OrderDelete(locate, 0, t, 10_000_000 + next_ref))
+            continue
+        if kind in "AF":
+            side = rng.choice("BS")
+            price = price_of(side)
+            shares = rng.randrange(1, 500)
+            live[next_ref] = [locate, side, shares]
+            if kind == "A":
+                messages.append(AddOrder(locate, 0, t, next_ref, side, shares, "AAPL", price))
+            else:
+                messages.append(AddOrderMpid(locate, 0, t, next_ref, side, shares, "AAPL", price, "MPID"))
+            next_ref += 1
+            continue
+        ref = rng.choice(mine)
+        order = live[ref]
+        if kind in "EXC":
+            shares = rng.randrange(0, order[2] + 50)
+            if kind == "E":
+                messages.append(OrderExecuted(locate, 0, t, ref, shares, t))
+            elif kind == "C":
+                messages.append(OrderExecutedWithPrice(locate, 0, t, ref, shares, t, "Y", 1))
+            else:
+                messages.append(OrderCancel(locate, 0, t, ref, shares))
+            order[2] -= shares
+            if order[2] <= 0:
+                del live[ref]
+        elif kind == "D":
+            messages.append(OrderDelete(locate, 0, t, ref))
+            del live[ref]
+        else:
+            price = price_of(order[1])
+            shares = rng.randrange(1, 500)
+            messages.append(OrderReplace(locate, 0, t, ref, next_ref, shares, price))
+            del live[ref]
+            live[next_ref] = [locate, order[1], shares]
+            next_ref += 1
+    return messages
+
+
+def test_sustained_rate_then_one_event_every_two_cycles_and_same_updates_on_churning_levels():
+    # Back-to-back events on the same few levels of one or two stocks: each finds the levels (and the table
+    # set) as the one before left them, while those are still in the pipeline.
+    messages = _churn(5, 4000, locates=(1, 2), ticks=10)
+    slots = {0: 1, 1: 2}
+    bench = BookBench(slots=slots, symbols=2, orders=4096, ways=4, levels=8).run(messages)
+    expected, book = reference_updates(messages, slots)
+    assert updates_only(bench) == expected
+    assert bench.counters["table_overflows"] == bench.counters["tops_unknown"] == 0
+    assert bench.counters["unknown_refs"] == book.unknown_refs > 0
+    gaps = [b - a for a, b in zip(bench.accepted, bench.accepted[1:])]
+    replaces = [m.type == "U" for m in messages]
+    # Every event is taken 2 cycles after the one before, a replace 4.
+    assert gaps == [4 if replace else 2 for replace in replaces[:-1]]
+    rate = len(messages) / (bench.accepted[-1] - bench.accepted[0] + 2)
+    print(f"\nchurn: {len(messages)} events ({sum(replaces)} replaces), {len(expected)} updates, "
+          f"{rate:.3f} events/cycle sustained")
+
+
+def test_churning_levels_with_few_kept_then_every_update_not_flagged_degraded_is_exact():
+    # Two levels kept on ten price points per side: levels keep falling off and coming back, back to back.
+    messages = _churn(8, 3000, ticks=16)
+    bench = run_hand(messages, levels=2, orders=4096, ways=4)
+    book = ReferenceBook(locates=(1,))
+    after = {}
+    for number, message in enumerate(messages):
+        book.apply(message)
+        after[number] = book.bbo(1)
     updates = updates_only(bench)
     exact = [u for u in updates if not u["degraded"]]
     assert bench.counters["tops_unknown"] > 10 and len(exact) > len(updates) // 3

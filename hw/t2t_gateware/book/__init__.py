@@ -1,5 +1,5 @@
 """The order book layer: normalized ITCH events in, best bid and offer updates out."""
 
-from .builder import COUNTERS, BookBuilder
+from .builder import COUNTERS, LATENCY, REPLACE_LATENCY, BookBuilder
 
-__all__ = ["COUNTERS", "BookBuilder"]
+__all__ = ["COUNTERS", "LATENCY", "REPLACE_LATENCY", "BookBuilder"]

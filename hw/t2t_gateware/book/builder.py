@@ -1,17 +1,22 @@
 """The book builder: normalized ITCH events in, best bid and offer updates of the subscribed stocks out."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..streams import STAMP_BITS, BboUpdate, EventKind, ItchEvent
 
-__all__ = ["COUNTERS", "BookBuilder"]
+__all__ = ["COUNTERS", "LATENCY", "REPLACE_LATENCY", "BookBuilder"]
 
 #: Wrapping 32-bit counter ports of :class:`BookBuilder`.
 COUNTERS = ("events", "adds", "executes", "cancels", "deletes", "replaces", "unknown_refs", "duplicate_refs",
             "table_overflows", "tops_unknown", "bbo_updates")
+
+#: Cycles from an event's handshake on ``i_event`` to its update being valid on ``o_bbo`` (A/F, E, C, X, D).
+LATENCY = 5
+#: The same for a replace (U) of a subscribed stock, which makes two trips through the order table.
+REPLACE_LATENCY = 7
 
 _PRICE_BITS = 32
 _SHARES_BITS = 32
@@ -24,10 +29,23 @@ def _order_entry(tag_bits):
                               "shares": _SHARES_BITS})
 
 
+def _side_layout(levels):
+    """One side of one slot: ``levels`` price levels, best first, then the orders beyond them. A level that is
+    not kept is all zero (so ``orders != 0`` says it is kept, and level 0 is the side's top as sent)."""
+    return data.StructLayout({"price": data.ArrayLayout(_PRICE_BITS, levels),
+                              "shares": data.ArrayLayout(_SHARES_BITS, levels),
+                              "orders": data.ArrayLayout(_ORDERS_BITS, levels),
+                              "hidden": _HIDDEN_BITS, "bound": _PRICE_BITS})
+
+
 class _Pass(data.Struct):
     """One trip of an event through the order table. A replace makes two: the second (``insert``) puts the new
     order, ``ref``, in its set."""
-    kind: EventKind
+    add: 1
+    execute: 1
+    cancel: 1
+    delete: 1
+    replace: 1
     insert: 1
     subscribed: 1
     slot: 8
@@ -41,21 +59,7 @@ class _Pass(data.Struct):
     stamp: STAMP_BITS
 
 
-class _LevelOp(data.Struct):
-    """One change to one side's price levels: ``shares`` (and one order) added at ``price``, or ``shares``
-    removed and, if ``removes``, one order. ``first``/``last``: the op opens / closes its message's changes;
-    the rest says where the update goes."""
-    add: 1
-    removes: 1
-    side: 1
-    price: _PRICE_BITS
-    shares: _SHARES_BITS
-    first: 1
-    last: 1
-    slot: 8
-    locate: 16
-    timestamp: 48
-    stamp: STAMP_BITS
+_TOP = data.StructLayout({"price": _PRICE_BITS, "shares": _SHARES_BITS, "orders": _ORDERS_BITS, "unknown": 1})
 
 
 class BookBuilder(wiring.Component):
@@ -65,17 +69,17 @@ class BookBuilder(wiring.Component):
     ----------
     symbols : int
         Book slots S (stocks followed at once). Suggested: 8 on an ECP5-45 (LFE5UM-45), 64 on a large Xilinx
-        part (e.g. XCVU9P); each slot costs ``2 * levels`` price levels of registers (80 bits each).
+        part (e.g. XCVU9P). The levels live in distributed (LUT) RAM, one word per slot holding both sides.
     orders : int
         Order table capacity, a power of two, in block RAM (``orders / ways`` words of ``ways`` entries of
-        about 120 bits). Suggested: 8192 on an ECP5-45 (54 of its 108 DP16KD), 262144 on an XCVU9P
-        (128 of its 960 URAM blocks).
+        about 120 bits). Default 8192: 54 of the ECP5-45's 108 DP16KD. An XCVU9P takes 262144 (128 of its 960
+        URAM blocks).
     ways : int
         Entries per table set (a power of two): an order lives in one of the ``ways`` entries of the set
         selected by the low bits of its reference.
     levels : int
-        Price levels N kept, in order, per slot and side. Four is too few for real books (the best becomes
-        unknown when the four empty; see Notes): 8 or more where the part allows.
+        Price levels N kept, in order, per slot and side (default 8). Fewer make the best unknown more often
+        (see Notes): with 4 the generator's sessions have 23 unknown tops per 3000 messages, with 8 none.
 
     Attributes
     ----------
@@ -104,10 +108,22 @@ class BookBuilder(wiring.Component):
 
     Notes
     -----
-    Throughput: one event every 2 cycles; a replace of a subscribed stock takes 4 (it visits two table sets).
+    Throughput: one event every 2 cycles, sustained, of every kind but a replace of a subscribed stock, which
+    takes 4 (it visits two table sets; a U message is 35 bytes, more than 4 cycles of an 8-byte stream).
     ``i_event.ready`` is high at most every other cycle, and low while ``o_bbo``'s queue cannot take the
     updates in flight. Latency from the cycle an event is accepted to the cycle its update is valid on
-    ``o_bbo``: 6 cycles, 8 for a replace.
+    ``o_bbo``: 5 cycles (:data:`LATENCY`) for A/F, E, C, X, D; 7 (:data:`REPLACE_LATENCY`) for U.
+
+    Pipeline (docs/book_design.md): cycle 0 reads the order's table set (block RAM); 1 registers it and
+    reads the slot's levels (distributed RAM); 2 searches the set and compares every price involved with
+    the levels; 3 decides the change (which level each level takes: its own, changed, the one above or
+    below, or a new one) and writes the table; 4 applies it and builds the update. A pass compares in
+    cycle 2 while the pass before (same slot) applies its change in cycle 4: it compares with the levels
+    that pass started from and, in cycle 3, moves its results the way that pass moved the levels.
+
+    Capacity: ``orders`` orders, at most ``ways`` per set of ``orders / ways`` (an order that finds its set
+    full is counted in ``table_overflows`` and marks its slot degraded); ``levels`` price levels per side
+    of each of the ``symbols`` slots.
 
     Depth beyond N: when a level falls off the end of the N kept, or an order arrives at a price that is not
     among them and may not be better than levels already dropped, its orders are counted as hidden. Levels
@@ -117,7 +133,7 @@ class BookBuilder(wiring.Component):
     or an order arrives at a price better than every dropped level.
     """
 
-    def __init__(self, *, symbols=8, orders=8192, ways=2, levels=4):
+    def __init__(self, *, symbols=8, orders=8192, ways=2, levels=8):
         for name, value in (("orders", orders), ("ways", ways)):
             if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value}")
@@ -149,14 +165,21 @@ class BookBuilder(wiring.Component):
         m = Module()
         S, N, W = self.symbols, self.levels, self.ways
         set_bits = self._set_bits
+        slot_bits = max(1, (S - 1).bit_length())
         entry_layout = _order_entry(64 - set_bits)
         bucket_layout = data.ArrayLayout(entry_layout, W)
+        side_layout = _side_layout(N)
+        book_layout = data.ArrayLayout(side_layout, 2)          # one slot: [0] bid, [1] ask
         counts = {name: Signal(32, name=f"count_{name}") for name in COUNTERS}
         for name, counter in counts.items():
             m.d.comb += getattr(self, name).eq(counter)
 
         def count(name, enable=1):
             m.d.sync += counts[name].eq(counts[name] + enable)
+
+        def better(side, a, b):
+            """``a`` is a strictly better price than ``b`` on ``side`` (0 bid: higher, 1 ask: lower)."""
+            return (a < b) if side else (a > b)
 
         # Locate -> slot map: S comparators, so any locate can be followed without a 64K-entry table.
         slot_locate = [Signal(16, name=f"slot{s}_locate") for s in range(S)]
@@ -177,6 +200,13 @@ class BookBuilder(wiring.Component):
         def tag_of(ref):
             return ref[set_bits:]
 
+        # The price levels: one word per slot (both sides) in distributed RAM, read asynchronously. The pass
+        # in cycle 1 reads its slot; the depth snapshot has its own read port (a second copy).
+        m.submodules.book = book = Memory(shape=book_layout, depth=S, init=[])
+        book_write = book.write_port()
+        book_read = book.read_port(domain="comb")
+        depth_read = book.read_port(domain="comb")
+
         # Output queue, with room reserved for every update the events in flight may still write.
         m.submodules.queue = queue = fifo.SyncFIFO(width=len(self.o_bbo.payload.as_value()), depth=self._bbo_depth)
         room = Signal()
@@ -187,24 +217,32 @@ class BookBuilder(wiring.Component):
         m.d.comb += self.degraded.eq(degraded)
         m.d.sync += degraded.eq((degraded & ~self.degraded_clear) | set_degraded)
 
-        # A pass enters at most every other cycle: each stage below takes one cycle, and a pass reads the table
-        # and the levels only after the previous pass has written them (but see the forwarding of table writes).
+        # A pass enters at most every other cycle. Its table set is read in cycle 0, arrives in 1, is searched
+        # in 2 and written in 3; its slot's levels are read in 1, compared in 2, their change decided in 3 and
+        # applied in 4 (written back to the distributed RAM in 5). Each pass takes the previous passes' table
+        # writes and level changes by forwarding (see docs/book_design.md).
         # ---- Cycle 0: a pass starts (an accepted event, or a replace's insert); its table set is read. --------
-        pass_b, pass_c = Signal(_Pass), Signal(_Pass)
-        valid_b, valid_c = Signal(), Signal()
-        replace_pending = valid_c & pass_c.subscribed & (pass_c.kind == EventKind.REPLACE) & ~pass_c.insert
+        pass_b, pass_c, pass_d = Signal(_Pass), Signal(_Pass), Signal(_Pass)
+        valid_b, valid_c, valid_d = Signal(), Signal(), Signal()
+        replace_pending = valid_c & pass_c.subscribed & pass_c.replace & ~pass_c.insert
         start = Signal(_Pass)
         starting = Signal()
         payload = self.i_event.payload
         m.d.comb += self.i_event.ready.eq(room & ~valid_b & ~replace_pending)
         with m.If(replace_pending):
-            m.d.comb += [start.eq(pass_c), start.insert.eq(1), start.ref.eq(pass_c.new_ref), starting.eq(1)]
+            m.d.comb += [start.eq(pass_c), start.replace.eq(0), start.insert.eq(1), start.ref.eq(pass_c.new_ref),
+                         starting.eq(1)]
         with m.Else():
             for s in reversed(range(S)):
                 with m.If(slot_on[s] & (slot_locate[s] == payload.locate)):
                     m.d.comb += [start.slot.eq(s), start.subscribed.eq(1)]
+            kind = payload.kind
             m.d.comb += [
-                start.kind.eq(payload.kind), start.locate.eq(payload.locate), start.ref.eq(payload.order_ref),
+                start.add.eq(kind == EventKind.ADD),
+                start.execute.eq((kind == EventKind.EXECUTE) | (kind == EventKind.EXECUTE_WITH_PRICE)),
+                start.cancel.eq(kind == EventKind.CANCEL), start.delete.eq(kind == EventKind.DELETE),
+                start.replace.eq(kind == EventKind.REPLACE),
+                start.locate.eq(payload.locate), start.ref.eq(payload.order_ref),
                 start.new_ref.eq(payload.new_order_ref), start.side.eq(payload.side),
                 start.price.eq(payload.price), start.shares.eq(payload.shares),
                 start.timestamp.eq(payload.timestamp), start.stamp.eq(payload.stamp),
@@ -212,14 +250,15 @@ class BookBuilder(wiring.Component):
             ]
             count("events", self.i_event.valid & self.i_event.ready)
         m.d.comb += read.addr.eq(set_of(start.ref))
-
-        # ---- Cycle 1: the set arrives from block RAM. The pass before wrote its set in cycle 0 or 1 of this
-        # pass, which the read did not see: that write is forwarded. --------------------------------------------
-        bucket_c, forward_c, forwarded_c = Signal(bucket_layout), Signal(), Signal(bucket_layout)
         m.d.sync += [valid_b.eq(starting), pass_b.eq(start), valid_c.eq(valid_b), pass_c.eq(pass_b),
-                     bucket_c.eq(read.data)]
-        write_en, write_way, write_entry = Signal(), Signal(range(W)), Signal(entry_layout)
-        write_addr, write_bucket = Signal(set_bits), Signal(bucket_layout)
+                     valid_d.eq(valid_c), pass_d.eq(pass_c)]
+
+        # ---- Cycle 1: the set arrives from block RAM, the slot's levels from distributed RAM. The pass before
+        # wrote its set in cycle 0 or 1 of this pass, which the read did not see: that write is forwarded. The
+        # levels' source is chosen here too (the read, ``result``, or the pass in cycle 3's, corrected). ------
+        bucket_raw, forward_c, forwarded_c = Signal(bucket_layout), Signal(), Signal(bucket_layout)
+        m.d.sync += bucket_raw.eq(read.data)
+        write_en, write_addr = Signal(), Signal(set_bits)
         written = Signal(bucket_layout)
         last_write_addr, last_write_data, last_write_valid = Signal(set_bits), Signal(bucket_layout), Signal()
         writes_now = write_en & (write_addr == set_of(pass_b.ref))
@@ -227,249 +266,342 @@ class BookBuilder(wiring.Component):
             forward_c.eq(writes_now | (last_write_valid & (last_write_addr == set_of(pass_b.ref)))),
             forwarded_c.eq(Mux(writes_now, written, last_write_data)),
         ]
+        # The forwarded set's tag compare is done here, where it is ready early (cycle 2 only selects it).
+        tag_b = tag_of(pass_b.ref)
+        hits_forwarded_c = Signal(W)
+        m.d.sync += hits_forwarded_c.eq(Mux(writes_now,
+                                            Cat(written[w].valid & (written[w].tag == tag_b) for w in range(W)),
+                                            Cat(last_write_data[w].valid & (last_write_data[w].tag == tag_b)
+                                                for w in range(W))))
 
-        # ---- Cycle 2: find the order (or a free way); decide the table write and the level change. ---------
+        pass_e, valid_e = Signal(_Pass), Signal()
+        m.d.sync += [valid_e.eq(valid_d), pass_e.eq(pass_d)]
+        live_d = valid_d & pass_d.subscribed
+        live_e = valid_e & pass_e.subscribed
+        slot_b = pass_b.slot[:slot_bits]
+        result = Signal(book_layout)                        # the levels the last live pass left, both sides
+        result_slot, result_valid = Signal(slot_bits), Signal()
+        levels_raw = Signal(book_layout)
+        adjust_c, from_result_c = Signal(), Signal()
+        m.d.comb += book_read.addr.eq(slot_b)
+        m.d.sync += [
+            levels_raw.eq(book_read.data),
+            # The pass in cycle 3 is on this slot: in cycle 2 compare with the levels it starts from; in cycle 3
+            # correct the results by the shifts it made.
+            adjust_c.eq(live_d & (pass_d.slot[:slot_bits] == slot_b)),
+            # Else the last levels left on this slot may not be written back yet: take them from ``result``.
+            from_result_c.eq(Mux(live_e, pass_e.slot[:slot_bits] == slot_b,
+                                 result_valid & (result_slot == slot_b))),
+        ]
+
+        # ---- Cycle 2: find the order (or a free way); compare the prices involved with the slot's levels. -----
         bucket = Signal(bucket_layout)
-        m.d.comb += bucket.eq(Mux(forward_c, forwarded_c, bucket_c))
+        m.d.comb += bucket.eq(Mux(forward_c, forwarded_c, bucket_raw))
         tag = tag_of(pass_c.ref)
 
         def hits_of(candidate):
             return Cat(candidate[w].valid & (candidate[w].tag == tag) for w in range(W))
 
-        hits = Mux(forward_c, hits_of(forwarded_c), hits_of(bucket_c))
-        hit_way = Signal(range(W))
-        free_way = Signal(range(W))
-        for w in reversed(range(W)):
-            with m.If(hits[w]):
-                m.d.comb += hit_way.eq(w)
-            with m.If(~bucket[w].valid):
-                m.d.comb += free_way.eq(w)
+        hits = Signal(W)
+        m.d.comb += hits.eq(Mux(forward_c, hits_forwarded_c, hits_of(bucket_raw)))
         hit = hits.any()
-        free = Cat(~bucket[w].valid for w in range(W)).any()
-        found = Signal(entry_layout)
-        m.d.comb += found.eq(bucket[hit_way])
-        # Per way, in parallel with the tag compare: does the execution or cancel take the whole order?
-        covers = Array(pass_c.shares >= bucket[w].shares for w in range(W))[hit_way]
-        left = Array(bucket[w].shares - pass_c.shares for w in range(W))[hit_way]
+        free_first = Signal(W)                               # one-hot: the first free way
+        for w in range(W):
+            m.d.comb += free_first[w].eq(~bucket[w].valid & Cat(bucket[v].valid for v in range(w)).all())
+        free = free_first.any()
 
-        op, op_valid = Signal(_LevelOp), Signal()
-        # Every register below loads each cycle; only the valid bits depend on the tag compare (short paths).
-        kind = pass_c.kind
-        live = valid_c & pass_c.subscribed
-        insert_pass = pass_c.insert
-        is_add = ~insert_pass & (kind == EventKind.ADD)
-        is_execute = ~insert_pass & ((kind == EventKind.EXECUTE) | (kind == EventKind.EXECUTE_WITH_PRICE))
-        is_cancel = ~insert_pass & (kind == EventKind.CANCEL)
-        is_delete = ~insert_pass & (kind == EventKind.DELETE)
-        is_replace = ~insert_pass & (kind == EventKind.REPLACE)
-        adding = is_add | insert_pass
-        reducing = is_execute | is_cancel
-        removing = is_delete | is_replace
+        c = pass_c
+        live = valid_c & c.subscribed
+        reducing = ~c.insert & (c.execute | c.cancel)
+        removing = ~c.insert & (c.delete | c.replace)
+        table_op = reducing | removing
         replace_hit, replace_side = Signal(), Signal()
-        with m.If(valid_c & is_replace):
-            m.d.sync += [replace_hit.eq(hit), replace_side.eq(found.side)]
-        side = Mux(is_add, pass_c.side, Mux(insert_pass, replace_side, found.side))
-        inserts = live & Mux(insert_pass, replace_hit, is_add & ~hit)
-        touches = live & (reducing | removing) & hit
-        write_entry_in = Mux(adding, Cat(Const(1, 1), tag, side, pass_c.price, pass_c.shares),
-                             Mux(reducing, Cat(~covers, found.tag, found.side, found.price, Mux(covers, 0, left)), 0))
+        with m.If(live & c.replace & ~c.insert):
+            m.d.sync += [replace_hit.eq(hit), replace_side.eq((hits & Cat(bucket[w].side for w in range(W))).any())]
+        add_live = live & Mux(c.insert, replace_hit, c.add & ~hit)
+        add_side = Mux(c.insert, replace_side, c.side)
+        touches = live & table_op & hit
+
+        # The table write, decided here and done in cycle 3: per way, the reduced order, the new order or as is.
+        sel_mod, sel_new = Signal(W), Signal(W)
+        still, left = Signal(W), [Signal(_SHARES_BITS, name=f"left{w}") for w in range(W)]
+        write_bucket, new_entry = Signal(bucket_layout), Signal(entry_layout)
+        covers = [c.shares >= bucket[w].shares for w in range(W)]
         m.d.sync += [
-            write_en.eq((inserts & free) | touches), write_way.eq(Mux(adding, free_way, hit_way)),
-            write_entry.eq(write_entry_in), write_addr.eq(set_of(pass_c.ref)), write_bucket.eq(bucket),
-            op_valid.eq(inserts | touches),
-            op.add.eq(adding), op.removes.eq(~reducing | covers), op.side.eq(side),
-            op.price.eq(Mux(adding, pass_c.price, found.price)),
-            op.shares.eq(Mux(adding | (reducing & ~covers), pass_c.shares, found.shares)),
-            op.first.eq(~insert_pass), op.last.eq(~is_replace),
-            op.slot.eq(pass_c.slot), op.locate.eq(pass_c.locate), op.timestamp.eq(pass_c.timestamp),
-            op.stamp.eq(pass_c.stamp),
+            write_en.eq(touches | (add_live & free)), write_addr.eq(set_of(c.ref)),
+            sel_mod.eq(Cat(live & table_op & hits[w] for w in range(W))),
+            sel_new.eq(Cat(add_live & free_first[w] for w in range(W))),
+            still.eq(Cat(reducing & ~covers[w] for w in range(W))),
+            write_bucket.eq(bucket),
+            new_entry.eq(Cat(Const(1, 1), tag, add_side, c.price, c.shares)),
         ]
+        m.d.sync += [left[w].eq(bucket[w].shares - c.shares) for w in range(W)]
+
         flag = {
-            "adds": live & is_add, "executes": live & is_execute, "cancels": live & is_cancel,
-            "deletes": live & is_delete, "replaces": live & is_replace,
-            "unknown_refs": live & (reducing | removing) & ~hit,
+            "adds": live & c.add, "executes": live & c.execute, "cancels": live & c.cancel,
+            "deletes": live & c.delete, "replaces": live & c.replace & ~c.insert,
+            "unknown_refs": live & table_op & ~hit,
             # Nasdaq never reuses a live reference: rather than guess, the book is marked degraded.
-            "duplicate_refs": live & is_add & hit,
-            "table_overflows": inserts & ~free,
+            "duplicate_refs": live & c.add & hit,
+            "table_overflows": add_live & ~free,
         }
         flag_d = {name: Signal(name=f"flag_{name}") for name in flag}
         m.d.sync += [flag_d[name].eq(value) for name, value in flag.items()]
 
-        # ---- Cycle 3: write the table; count; select the slot's side and compare the op's price. ------------
-        m.d.comb += [written.eq(write_bucket), written[write_way].eq(write_entry)]
+        # The levels the pass compares with: those the pass in cycle 4 starts from (its shifts are applied to the
+        # results in cycle 3), or the last ones left on the slot, or the distributed RAM's.
+        lz = Signal(book_layout)                            # the levels the pass in cycle 4 changes
+        base = Signal(book_layout)
+        m.d.comb += base.eq(Mux(adjust_c, lz, Mux(from_result_c, result, levels_raw)))
+        p, s_ = c.price, c.shares
+        prev_price = pass_e.price                           # the price the pass in cycle 4 may insert
+        # Registered for cycle 3: comparisons with each level i of side d, and with the previous pass's price.
+        lv_d, adjust_d = Signal(book_layout), Signal()
+        eq_e = [Signal(N, name=f"eq_e{d}") for d in range(2)]       # level i is at the event's price
+        gt_e = [Signal(N, name=f"gt_e{d}") for d in range(2)]       # level i is better than it
+        gtp_e = Signal(2)                                           # the previous pass's price is better than it
+        eqp_e = Signal()
+        eq_w = [[Signal(N, name=f"eq_w{w}_{d}") for d in range(2)] for w in range(W)]  # way w's order is at level i
+        eqp_w = Signal(W)
+        for d in range(2):
+            side = base[d]
+            m.d.sync += [
+                eq_e[d].eq(Cat(side.price[i] == p for i in range(N))),
+                gt_e[d].eq(Cat(better(d, side.price[i], p) for i in range(N))),
+                gtp_e[d].eq(better(d, prev_price, p)),
+            ]
+            for w in range(W):
+                m.d.sync += eq_w[w][d].eq(Cat((bucket[w].side == d) & (side.price[i] == bucket[w].price)
+                                              for i in range(N)))
+        m.d.sync += [eqp_e.eq(prev_price == p), eqp_w.eq(Cat(prev_price == bucket[w].price for w in range(W)))]
+        # Flags of the levels, from the base here and from ``result`` in cycle 4 (when the pass there is on
+        # this slot, cycle 3 takes its levels instead): so cycle 3 picks bits, not whole levels.
+        def flags(side_view):
+            return Cat(Cat(side_view.orders[i] != 0 for i in range(N)), Cat(side_view.orders[i] == 1 for i in range(N)),
+                       side_view.hidden == 0, side_view.hidden == 1)
+
+        flag_bits = 2 * N + 2
+        x_flags = [Signal(flag_bits, name=f"x_flags{d}") for d in range(2)]
+        x_beats = Signal(2)
+        res_flags = [Signal(flag_bits, name=f"res_flags{d}") for d in range(2)]
+        for d in range(2):
+            m.d.sync += [x_flags[d].eq(flags(base[d])),
+                         x_beats[d].eq((base[d].hidden == 0) | better(d, p, base[d].bound))]
+        with m.If(valid_c):
+            m.d.sync += [lv_d.eq(base), adjust_d.eq(adjust_c)]
+
+        # Per way w: what the table op (E/C/X/D/U) takes from its order if found there.
+        side_w = Signal(W)
+        rem_d = Signal(W)                                   # the table op found its order in way w
+        removes_d = Signal(W)                               # ... and the order leaves the book
+        red_d = [Signal(_SHARES_BITS, name=f"red{w}") for w in range(W)]
+        changes_d = Signal(W)                               # ... and that changes its level
+        add_d = Signal(2)                                   # the add (or the replace's new order) goes on side d
+        u1_d, u2_d = Signal(), Signal()
+        for w in range(W):
+            takes_all = removing | covers[w]
+            red = Mux(takes_all, bucket[w].shares, s_)
+            m.d.sync += [red_d[w].eq(red), side_w[w].eq(bucket[w].side), removes_d[w].eq(takes_all),
+                         changes_d[w].eq(takes_all | (red != 0))]
+        m.d.sync += [
+            rem_d.eq(Cat(live & table_op & hits[w] for w in range(W))),
+            add_d.eq(Cat(add_live & ~add_side, add_live & add_side)),
+            u1_d.eq(c.replace & ~c.insert), u2_d.eq(c.insert),
+        ]
+
+        # ---- Cycle 3: write the table; decide the change to the levels. --------------------------------------
+        for w in range(W):
+            with m.If(sel_mod[w]):
+                m.d.comb += [written[w].eq(write_bucket[w]), written[w].valid.eq(still[w]),
+                             written[w].shares.eq(left[w])]
+            with m.Elif(sel_new[w]):
+                m.d.comb += written[w].eq(new_entry)
+            with m.Else():
+                m.d.comb += written[w].eq(write_bucket[w])
         with m.If(write_en):
             m.d.comb += [write.en.eq(1), write.addr.eq(write_addr), write.data.eq(written)]
             m.d.sync += [last_write_valid.eq(1), last_write_addr.eq(write_addr), last_write_data.eq(written)]
         for name, f in flag_d.items():
             count(name, f)
         with m.If(flag_d["duplicate_refs"] | flag_d["table_overflows"]):
-            m.d.comb += set_degraded.bit_select(op.slot, 1).eq(1)
+            m.d.comb += set_degraded.bit_select(pass_d.slot, 1).eq(1)
 
-        level_price = [[[Signal(_PRICE_BITS, name=f"s{s}_{'ba'[d]}{i}_price") for i in range(N)]
-                        for d in range(2)] for s in range(S)]
-        level_shares = [[[Signal(_SHARES_BITS, name=f"s{s}_{'ba'[d]}{i}_shares") for i in range(N)]
-                         for d in range(2)] for s in range(S)]
-        level_orders = [[[Signal(_ORDERS_BITS, name=f"s{s}_{'ba'[d]}{i}_orders") for i in range(N)]
-                         for d in range(2)] for s in range(S)]
-        known = [[Signal(range(N + 1), name=f"s{s}_{'ba'[d]}_known") for d in range(2)] for s in range(S)]
-        hidden = [[Signal(_HIDDEN_BITS, name=f"s{s}_{'ba'[d]}_hidden") for d in range(2)] for s in range(S)]
-        bound = [[Signal(_PRICE_BITS, name=f"s{s}_{'ba'[d]}_bound") for d in range(2)] for s in range(S)]
-        slot_bits = max(1, (S - 1).bit_length())
+        def wire(value, name):
+            """``value`` as a named signal (the simulator would otherwise inline it at every use)."""
+            signal = Signal(len(value), name=name)
+            m.d.comb += signal.eq(value)
+            return signal
 
-        def pick(table_, index):
-            return Array(table_[s][d] for s in range(S) for d in range(2))[index]
+        L_y = Signal(book_layout)                           # the levels this pass changes
+        m.d.comb += L_y.eq(Mux(adjust_d, result, lv_d))
+        # What the previous pass did to each level (held from its cycle 3): took the new level (at), the one
+        # above (down), the one below (up), else kept its own. Results compared before it are moved alike.
+        shift_at = [Signal(N, name=f"shift_at{d}") for d in range(2)]
+        shift_down = [Signal(N, name=f"shift_down{d}") for d in range(2)]
+        shift_up = [Signal(N, name=f"shift_up{d}") for d in range(2)]
+        shift_mod = [Signal(N, name=f"shift_mod{d}") for d in range(2)]
 
-        def entries(table_, i):
-            return [[table_[s][d][i] for d in range(2)] for s in range(S)]
+        def adjusted(d, raw, raw_prev, name):
+            at_ = wire(Mux(adjust_d, shift_at[d], 0), f"adj_at{d}_{name}")
+            down_ = wire(Mux(adjust_d, shift_down[d], 0), f"adj_down{d}_{name}")
+            up_ = wire(Mux(adjust_d, shift_up[d], 0), f"adj_up{d}_{name}")
+            bits = []
+            for i in range(N):
+                from_up = raw[i + 1] if i + 1 < N else Const(0, 1)
+                from_down = raw[i - 1] if i else Const(0, 1)
+                bits.append(Mux(at_[i], raw_prev, Mux(down_[i], from_down, Mux(up_[i], from_up, raw[i]))))
+            return wire(Cat(bits), f"{name}{d}")
 
-        def better(side, a, b):
-            """``a`` is a strictly better price than ``b`` on ``side`` (higher bid, lower ask)."""
-            return Mux(side, a < b, a > b)
+        removes_any = wire((rem_d & removes_d).any(), "removes_any")
+        changes_any = wire((rem_d & changes_d).any(), "changes_any")
+        add_any = add_d.any()
+        red_sel = Signal(_SHARES_BITS)
+        for w in range(W):
+            with m.If(rem_d[w]):
+                m.d.comb += red_sel.eq(red_d[w])
+        # Registered for cycle 4.
+        top_changed, top_at0, top_mk0, unknown_y, unknown_now = Signal(2), Signal(2), Signal(2), Signal(2), Signal(2)
+        fall_y, to_hidden_y, hidden_dec_y, last_beats_y, beats_y = Signal(2), Signal(2), Signal(2), Signal(2), Signal(2)
+        dshares, dorders = Signal(_SHARES_BITS), Signal(_ORDERS_BITS)
+        for d in range(2):
+            L = L_y[d]
+            flag_y = wire(Mux(adjust_d, res_flags[d], x_flags[d]), f"flags{d}")
+            K, single = flag_y[:N], flag_y[N:2 * N]
+            hzero, hone = flag_y[2 * N], flag_y[2 * N + 1]
+            me = wire(K & adjusted(d, eq_e[d], eqp_e, "me"), f"me_k{d}")
+            ahead = wire(K & adjusted(d, gt_e[d], gtp_e[d], "ahead"), f"ahead_k{d}")
+            mw = [wire(K & adjusted(d, eq_w[w][d], eqp_w[w] & (side_w[w] == d), f"mw{w}_"), f"mw_k{w}_{d}")
+                  for w in range(W)]
+            beats = wire(Mux(adjust_d, res_flags[d][2 * N] | better(d, pass_d.price, result[d].bound), x_beats[d]),
+                         f"beats{d}")
+            j = wire(Cat(Cat(rem_d[w] & mw[w][i] for w in range(W)).any() for i in range(N)), f"j{d}")
+            e = wire(Cat(j[i] & single[i] & removes_any for i in range(N)), f"e{d}")  # the order's level empties
+            touch = wire(Cat(rem_d[w] & (side_w[w] == d) for w in range(W)).any(), f"touch{d}")
+            up = wire(Cat(e[:i + 1].any() for i in range(N)), f"up{d}")                    # shift up
+            adding = add_d[d]
+            matched = wire(me.any(), f"matched{d}")
+            ins = wire(adding & ~matched & ((K & ~ahead).any() | (~K[N - 1] & beats)), f"ins{d}")
+            at = wire(Cat(ins & ~ahead[i] & (ahead[i - 1] if i else 1) for i in range(N)), f"at{d}")  # new level
+            down = wire(Cat((ins & ~ahead[i - 1]) if i else Const(0, 1) for i in range(N)), f"down{d}")
+            mk = wire(Cat(adding & me[i] for i in range(N)), f"mk{d}")
+            mod = wire(Cat(mk[i] | j[i] for i in range(N)), f"mod{d}")
+            fall = wire(ins & K[N - 1], f"fall{d}")                        # the last kept level falls off
+            to_hidden = wire(adding & ~matched & ~ins, f"to_hidden{d}")    # the new order is not kept
+            hidden_dec = wire(touch & removes_any & ~j.any() & ~hzero, f"hidden_dec{d}")  # a hidden one leaves
+            kept0 = at[0] | Mux(up[0], K[1] if N > 1 else 0, K[0])
+            hidden_nz = fall | to_hidden | (~hzero & ~(hidden_dec & hone))
+            with m.If(live_d):
+                m.d.sync += [shift_at[d].eq(at), shift_down[d].eq(down), shift_up[d].eq(up),
+                             shift_mod[d].eq(mod)]
+            m.d.sync += [
+                unknown_y[d].eq(~kept0 & hidden_nz), unknown_now[d].eq(K[0] & ~kept0 & hidden_nz),
+                top_changed[d].eq(mk[0] | (j[0] & ~e[0] & changes_any) | e[0] | at[0] | (~K[0] & hidden_dec & hone)),
+                top_at0[d].eq(at[0]), top_mk0[d].eq(mk[0]),
+                fall_y[d].eq(fall), to_hidden_y[d].eq(to_hidden), hidden_dec_y[d].eq(hidden_dec),
+                last_beats_y[d].eq(hzero | better(d, L.price[N - 1], L.bound)), beats_y[d].eq(beats),
+            ]
+        m.d.sync += [dshares.eq(Mux(add_any, pass_d.shares, -red_sel)),
+                     dorders.eq(Mux(add_any, 1, Mux(removes_any, -1, 0)))]
+        with m.If(live_d):
+            m.d.sync += lz.eq(L_y)
 
-        def top(known_, hidden_, price, shares, orders):
-            """The best level as (price, shares, orders, unknown), masked to zero when no level is kept."""
-            kept = known_ != 0
-            return Mux(kept, price, 0), Mux(kept, shares, 0), Mux(kept, orders, 0), ~kept & (hidden_ != 0)
+        # A replace's first pass sends nothing; its second compares the side's top with the one before the first:
+        # candidates for each case here, the case chosen in cycle 4.
+        snap = Signal(_TOP)
+        snap_less_shares, snap_less_order = Signal(_SHARES_BITS), Signal(_ORDERS_BITS)
+        with m.If(live_d & u1_d):
+            before = L_y[(rem_d & side_w).any()]
+            m.d.sync += [
+                snap.price.eq(before.price[0]), snap.shares.eq(before.shares[0]), snap.orders.eq(before.orders[0]),
+                snap.unknown.eq((before.orders[0] == 0) & (before.hidden != 0)),
+                snap_less_shares.eq(before.shares[0] - pass_d.shares), snap_less_order.eq(before.orders[0] - 1),
+            ]
+        eq_keep, eq_mod, eq_ins = Signal(), Signal(), Signal()
 
-        index = Cat(op.side, op.slot[:slot_bits])
-        now_price = [pick(entries(level_price, i), index) for i in range(N)]
-        now_shares = [pick(entries(level_shares, i), index) for i in range(N)]
-        now_orders = [pick(entries(level_orders, i), index) for i in range(N)]
-        now_known, now_hidden, now_bound = pick(known, index), pick(hidden, index), pick(bound, index)
+        def same_top(levels):
+            sigma = levels[replace_side]
+            keep = ((snap.price == sigma.price[0]) & (snap.shares == sigma.shares[0]) &
+                    (snap.orders == sigma.orders[0]) &
+                    (snap.unknown == ((sigma.orders[0] == 0) & (sigma.hidden != 0))))
+            mod = ((snap.price == sigma.price[0]) & (snap_less_shares == sigma.shares[0]) &
+                   (snap_less_order == sigma.orders[0]) & ~snap.unknown)
+            return keep, mod
 
-        cur_price = [Signal(_PRICE_BITS, name=f"cur_price{i}") for i in range(N)]
-        cur_shares = [Signal(_SHARES_BITS, name=f"cur_shares{i}") for i in range(N)]
-        cur_orders = [Signal(_ORDERS_BITS, name=f"cur_orders{i}") for i in range(N)]
-        cur_known, cur_hidden, cur_bound = Signal(range(N + 1)), Signal(_HIDDEN_BITS), Signal(_PRICE_BITS)
-        match, ahead, single = Signal(N), Signal(N), Signal(N)       # ahead: the levels better than the price
-        beats_bound = Signal()
-        cur_top = Signal(_PRICE_BITS + _SHARES_BITS + _ORDERS_BITS + 1)
-        cur_op, cur_valid, cur_index = Signal(_LevelOp), Signal(), Signal(len(index))
-        m.d.sync += [cur_price[i].eq(now_price[i]) for i in range(N)]
-        m.d.sync += [cur_shares[i].eq(now_shares[i]) for i in range(N)]
-        m.d.sync += [cur_orders[i].eq(now_orders[i]) for i in range(N)]
+        keep_res, mod_res = same_top(result)
+        keep_lv, mod_lv = same_top(lv_d)
         m.d.sync += [
-            cur_known.eq(now_known), cur_hidden.eq(now_hidden), cur_bound.eq(now_bound),
-            match.eq(Cat((now_known > i) & (now_price[i] == op.price) for i in range(N))),
-            ahead.eq(Cat((now_known > i) & better(op.side, now_price[i], op.price) for i in range(N))),
-            single.eq(Cat(now_orders[i] == 1 for i in range(N))),
-            beats_bound.eq((now_hidden == 0) | better(op.side, op.price, now_bound)),
-            cur_top.eq(Cat(*top(now_known, now_hidden, now_price[0], now_shares[0], now_orders[0]))),
-            cur_op.eq(op), cur_valid.eq(op_valid), cur_index.eq(index),
+            eq_keep.eq(Mux(adjust_d, keep_res, keep_lv)), eq_mod.eq(Mux(adjust_d, mod_res, mod_lv)),
+            eq_ins.eq((snap.price == pass_d.price) & (snap.shares == pass_d.shares) & (snap.orders == 1) &
+                      ~snap.unknown),
+        ]
+        degraded_e, add_e, u1_e, u2_e = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            degraded_e.eq(degraded.bit_select(pass_d.slot[:slot_bits], 1) | flag_d["duplicate_refs"] |
+                          flag_d["table_overflows"]),
+            add_e.eq(add_any), u1_e.eq(u1_d), u2_e.eq(u2_d),
         ]
 
-        # ---- Cycle 4: apply the change to the side's levels. --------------------------------------------------
-        p = cur_op.price
-        valid = [cur_known > i for i in range(N)]
-        at = [~ahead[i] & (ahead[i - 1] if i else 1) for i in range(N)]     # one-hot: where a new level goes
-        matched = match.any()
-        emptied = matched & ~cur_op.add & cur_op.removes & (match & single).any()
-        inserted = Signal()
-        m.d.comb += inserted.eq(cur_op.add & ~matched & (
-            Cat(valid[i] & ~ahead[i] for i in range(N)).any() | (~ahead[N - 1] & beats_bound)))
-
-        next_price = [Signal(_PRICE_BITS, name=f"next_price{i}") for i in range(N)]
-        next_shares = [Signal(_SHARES_BITS, name=f"next_shares{i}") for i in range(N)]
-        next_orders = [Signal(_ORDERS_BITS, name=f"next_orders{i}") for i in range(N)]
-        next_known = Signal(range(N + 1))
-        next_hidden = Signal(_HIDDEN_BITS)
-        next_bound = Signal(_PRICE_BITS)
-        m.d.comb += [next_known.eq(cur_known), next_hidden.eq(cur_hidden), next_bound.eq(cur_bound)]
-        for i in range(N):
-            m.d.comb += [next_price[i].eq(cur_price[i]), next_shares[i].eq(cur_shares[i]),
-                         next_orders[i].eq(cur_orders[i])]
-
-        def to_hidden(orders, price):
-            m.d.comb += [next_hidden.eq(cur_hidden + orders),
-                         next_bound.eq(Mux((cur_hidden == 0) | better(cur_op.side, price, cur_bound),
-                                           price, cur_bound))]
-
-        with m.If(emptied):
-            # The level leaves: the ones behind it move up.
-            m.d.comb += next_known.eq(cur_known - 1)
-            for i in range(N - 1):
-                with m.If(match[:i + 1].any()):
-                    m.d.comb += [next_price[i].eq(cur_price[i + 1]), next_shares[i].eq(cur_shares[i + 1]),
-                                 next_orders[i].eq(cur_orders[i + 1])]
-        with m.Elif(matched):
+        # ---- Cycle 4: change the levels; build the update. ----------------------------------------------------
+        new = Signal(book_layout)
+        for d in range(2):
+            L = lz[d]
             for i in range(N):
-                with m.If(match[i]):
-                    m.d.comb += [
-                        next_shares[i].eq(Mux(cur_op.add, cur_shares[i] + cur_op.shares,
-                                              cur_shares[i] - cur_op.shares)),
-                        next_orders[i].eq(Mux(cur_op.add, cur_orders[i] + 1, cur_orders[i] - cur_op.removes)),
-                    ]
-        with m.Elif(inserted):
-            # A new level: the ones behind it move down, and the last kept one may fall off into hidden.
-            for i in range(N):
-                with m.If(at[i]):
-                    m.d.comb += [next_price[i].eq(p), next_shares[i].eq(cur_op.shares), next_orders[i].eq(1)]
-                if i:
-                    with m.If(~ahead[i] & ~at[i]):
-                        m.d.comb += [next_price[i].eq(cur_price[i - 1]), next_shares[i].eq(cur_shares[i - 1]),
-                                     next_orders[i].eq(cur_orders[i - 1])]
-            with m.If(cur_known == N):
-                to_hidden(cur_orders[N - 1], cur_price[N - 1])
+                below = (lambda field: L[field][i + 1]) if i + 1 < N else (lambda field: 0)
+                with m.If(shift_at[d][i]):
+                    m.d.comb += [new[d].price[i].eq(pass_e.price), new[d].shares[i].eq(pass_e.shares),
+                                 new[d].orders[i].eq(1)]
+                with m.Elif(shift_down[d][i]):
+                    m.d.comb += [new[d].price[i].eq(L.price[i - 1]), new[d].shares[i].eq(L.shares[i - 1]),
+                                 new[d].orders[i].eq(L.orders[i - 1])]
+                with m.Elif(shift_up[d][i]):
+                    m.d.comb += [new[d].price[i].eq(below("price")), new[d].shares[i].eq(below("shares")),
+                                 new[d].orders[i].eq(below("orders"))]
+                with m.Elif(shift_mod[d][i]):
+                    m.d.comb += [new[d].price[i].eq(L.price[i]), new[d].shares[i].eq(L.shares[i] + dshares),
+                                 new[d].orders[i].eq(L.orders[i] + dorders)]
+                with m.Else():
+                    m.d.comb += [new[d].price[i].eq(L.price[i]), new[d].shares[i].eq(L.shares[i]),
+                                 new[d].orders[i].eq(L.orders[i])]
+            with m.If(fall_y[d]):
+                m.d.comb += [new[d].hidden.eq(L.hidden + L.orders[N - 1]),
+                             new[d].bound.eq(Mux(last_beats_y[d], L.price[N - 1], L.bound))]
+            with m.Elif(to_hidden_y[d]):
+                m.d.comb += [new[d].hidden.eq(L.hidden + 1), new[d].bound.eq(Mux(beats_y[d], pass_e.price, L.bound))]
+            with m.Elif(hidden_dec_y[d]):
+                m.d.comb += [new[d].hidden.eq(L.hidden - 1), new[d].bound.eq(L.bound)]
             with m.Else():
-                m.d.comb += next_known.eq(cur_known + 1)
-        with m.Elif(cur_op.add):
-            to_hidden(1, p)
-        with m.Elif(cur_op.removes & (cur_hidden != 0)):
-            m.d.comb += next_hidden.eq(cur_hidden - 1)
+                m.d.comb += [new[d].hidden.eq(L.hidden), new[d].bound.eq(L.bound)]
+        count("tops_unknown", live_e & unknown_now.any())
 
-        with m.If(cur_valid):
-            for s in range(S):
-                for d in range(2):
-                    with m.If(cur_index == 2 * s + d):
-                        m.d.sync += [known[s][d].eq(next_known), hidden[s][d].eq(next_hidden),
-                                     bound[s][d].eq(next_bound)]
-                        for i in range(N):
-                            m.d.sync += [level_price[s][d][i].eq(next_price[i]),
-                                         level_shares[s][d][i].eq(next_shares[i]),
-                                         level_orders[s][d][i].eq(next_orders[i])]
-        count("tops_unknown", cur_valid & (cur_known != 0) & (next_known == 0) & (next_hidden != 0))
+        changed = Signal()
+        with m.If(u2_e):
+            m.d.comb += changed.eq(add_e & Mux(top_at0.any(), ~eq_ins, Mux(top_mk0.any(), ~eq_mod, ~eq_keep)))
+        with m.Elif(~u1_e):
+            m.d.comb += changed.eq(top_changed.any())
 
-        # The side's best before the message, kept from its first op for the comparison after its last; the
-        # best after it, and the other side's (which the op did not touch).
-        snap = Signal(len(cur_top))
-        with m.If(cur_valid & cur_op.first):
-            m.d.sync += snap.eq(cur_top)
-        slot = cur_op.slot[:slot_bits]
-        other = ~cur_op.side
-        emit_valid, emit_op = Signal(), Signal(_LevelOp)
-        emit_before, emit_after, emit_other = Signal(len(cur_top)), Signal(len(cur_top)), Signal(len(cur_top))
-        m.d.sync += [
-            emit_valid.eq(cur_valid & cur_op.last), emit_op.eq(cur_op),
-            emit_before.eq(Mux(cur_op.first, cur_top, snap)),
-            emit_after.eq(Cat(*top(next_known, next_hidden, next_price[0], next_shares[0], next_orders[0]))),
-            emit_other.eq(Cat(*top(pick(known, Cat(other, slot)), pick(hidden, Cat(other, slot)),
-                                   pick(entries(level_price, 0), Cat(other, slot)),
-                                   pick(entries(level_shares, 0), Cat(other, slot)),
-                                   pick(entries(level_orders, 0), Cat(other, slot))))),
-        ]
+        m.d.sync += result_valid.eq(result_valid | live_e)
+        with m.If(live_e):
+            m.d.sync += [result.eq(new), result_slot.eq(pass_e.slot[:slot_bits])]
+            m.d.sync += [res_flags[d].eq(flags(new[d])) for d in range(2)]
+        # The levels go back to distributed RAM in cycle 5 (the passes after take them from ``result``).
+        write_back = Signal()
+        m.d.sync += write_back.eq(live_e)
+        m.d.comb += [book_write.en.eq(write_back), book_write.addr.eq(result_slot), book_write.data.eq(result)]
 
-        # ---- Cycle 5: compare the side's best with the one before the message; build the update. -------------
-        top_layout = data.StructLayout({"price": _PRICE_BITS, "shares": _SHARES_BITS, "orders": _ORDERS_BITS,
-                                        "unknown": 1})
-        after, other_top = top_layout(emit_after), top_layout(emit_other)
-        bid_top = top_layout(Mux(emit_op.side, emit_other, emit_after))
-        ask_top = top_layout(Mux(emit_op.side, emit_after, emit_other))
-        changed = emit_valid & (emit_after != emit_before)
         pending, pending_valid = Signal(BboUpdate), Signal()
         m.d.sync += [
-            pending_valid.eq(changed),
-            pending.slot.eq(emit_op.slot), pending.locate.eq(emit_op.locate),
-            pending.bid_price.eq(bid_top.price), pending.bid_shares.eq(bid_top.shares),
-            pending.bid_orders.eq(bid_top.orders),
-            pending.ask_price.eq(ask_top.price), pending.ask_shares.eq(ask_top.shares),
-            pending.ask_orders.eq(ask_top.orders),
-            pending.degraded.eq(degraded.bit_select(emit_op.slot[:slot_bits], 1) | after.unknown |
-                                other_top.unknown),
-            pending.timestamp.eq(emit_op.timestamp), pending.stamp.eq(emit_op.stamp),
+            pending_valid.eq(live_e & changed),
+            pending.slot.eq(pass_e.slot), pending.locate.eq(pass_e.locate),
+            pending.bid_price.eq(new[0].price[0]), pending.bid_shares.eq(new[0].shares[0]),
+            pending.bid_orders.eq(new[0].orders[0]),
+            pending.ask_price.eq(new[1].price[0]), pending.ask_shares.eq(new[1].shares[0]),
+            pending.ask_orders.eq(new[1].orders[0]),
+            pending.degraded.eq(degraded_e | unknown_y.any()),
+            pending.timestamp.eq(pass_e.timestamp), pending.stamp.eq(pass_e.stamp),
         ]
-        count("bbo_updates", changed)
+        count("bbo_updates", live_e & changed)
 
-        # ---- Cycle 6: the update goes out, straight if the queue is empty and o_bbo ready, else queued. -----
+        # ---- Cycle 5: the update goes out, straight if the queue is empty and o_bbo ready, else queued. -----
         m.d.comb += [
             self.o_bbo.valid.eq(queue.r_rdy | pending_valid),
             self.o_bbo.payload.eq(Mux(queue.r_rdy, queue.r_data, pending.as_value())),
@@ -479,10 +611,12 @@ class BookBuilder(wiring.Component):
         ]
 
         # ---- Depth snapshot for the host. -----------------------------------------------------------------
-        depth_index = Cat(self.depth_side, self.depth_slot)
-        for port, table_ in ((self.depth_price, level_price), (self.depth_shares, level_shares),
-                             (self.depth_orders, level_orders)):
-            flat = Array(Array(table_[s][d][i] for i in range(N)) for s in range(S) for d in range(2))
-            m.d.sync += port.eq(flat[depth_index][self.depth_level])
-        m.d.sync += self.depth_valid.eq(pick(known, depth_index) > self.depth_level)
+        m.d.comb += depth_read.addr.eq(self.depth_slot)
+        depth_side = depth_read.data[self.depth_side]
+        m.d.sync += [
+            self.depth_price.eq(depth_side.price[self.depth_level]),
+            self.depth_shares.eq(depth_side.shares[self.depth_level]),
+            self.depth_orders.eq(depth_side.orders[self.depth_level]),
+            self.depth_valid.eq(depth_side.orders[self.depth_level] != 0),
+        ]
         return m
