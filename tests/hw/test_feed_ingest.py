@@ -11,7 +11,7 @@ from itchbytes import (Bench, block, events_of_payloads, mold_packet, payload_be
                        schedule_packets)
 
 # Cycles from the payload beat carrying a message's last byte to its event on o_event, when the ingest is idle.
-LATENCY = 7
+LATENCY = 2
 LOCATES = (1, 2, 3, 7, 300, 65535)
 
 

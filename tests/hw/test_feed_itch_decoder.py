@@ -1,56 +1,95 @@
-"""MessageSplitter + ItchDecoder against the reference model of itchbytes, beat by beat."""
+"""MessageSplitter (framing, checking and decoding) against the reference model of itchbytes, beat by beat."""
 
 import random
 
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from t2t_gateware.feed.itch import MESSAGE_TYPES
-from t2t_gateware.feed.itch_decoder import ItchDecoder
-from t2t_gateware.feed.moldudp64 import MessageBlockBeat
-from t2t_gateware.feed.splitter import COUNTERS, MessageSplitter
-from t2t_gateware.streams import ItchEvent
+from t2t_gateware.feed.splitter import COUNTERS, BodyBeat, MessageSplitter
+from t2t_gateware.streams import STAMP_BITS, ItchEvent
 
-from itchbytes import (DECODED, LENGTHS, Bench, block, block_beats, expected_event, mold_packet, random_message,
+from itchbytes import (DECODED, LENGTHS, Bench, block, expected_event, mold_packet, payload_beats, random_message,
                        schedule_packets, split_blocks)
 
-# Decoder latency target: cycles from the beat carrying a message's last byte to its event.
-LATENCY = 3
+# Splitter latency target: cycles from the beat carrying a message's last byte to its event.
+LATENCY = 2
+
+
+class SkipBeat(data.Struct):
+    """A :class:`BodyBeat` and the packet's ``skip`` (read on its first beat), for the test bench."""
+    data: 64
+    keep: 8
+    first: 1
+    last: 1
+    error: 1
+    truncated: 1
+    stamp: STAMP_BITS
+    replay: 1
+    skip: 16
 
 
 class SplitAndDecode(wiring.Component):
-    i_blocks: In(stream.Signature(MessageBlockBeat, always_ready=True))
+    """A splitter taking accepted (replay) packets, with every locate subscribed, and its counters."""
+    i_beats: In(stream.Signature(SkipBeat, always_ready=True))
     o_event: Out(stream.Signature(ItchEvent, always_ready=True))
+    message_counts: Out(32).array(len(MESSAGE_TYPES))
+    truncated_messages: Out(32)
+    length_errors: Out(32)
+    unknown_types: Out(32)
+    count_errors: Out(32)
 
     def __init__(self):
         self.splitter = MessageSplitter()
-        self.decoder = ItchDecoder()
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.splitter = self.splitter
-        m.submodules.decoder = self.decoder
-        wiring.connect(m, wiring.flipped(self.i_blocks), self.splitter.i_blocks)
-        wiring.connect(m, self.splitter.o_message, self.decoder.i_message)
-        wiring.connect(m, self.decoder.o_event, wiring.flipped(self.o_event))
+        m.submodules.splitter = splitter = self.splitter
+        beat = BodyBeat(splitter.i_beats.payload)
+        skip = Signal(16)
+        with m.If(self.i_beats.valid & self.i_beats.payload.first):
+            m.d.sync += skip.eq(self.i_beats.payload.skip)
+        m.d.comb += [
+            splitter.i_beats.valid.eq(self.i_beats.valid),
+            splitter.skip.eq(skip),
+            splitter.lookup_subscribed.eq(1),
+        ]
+        for name in ("data", "keep", "first", "last", "error", "truncated", "stamp", "replay"):
+            m.d.comb += getattr(beat, name).eq(getattr(self.i_beats.payload, name))
+        wiring.connect(m, splitter.o_event, wiring.flipped(self.o_event))
+        for index, name in enumerate(COUNTERS):
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + splitter.errors[index])
+        for index, letter in enumerate(MESSAGE_TYPES):
+            with m.If(splitter.counted & (splitter.counted_type == ord(letter))):
+                m.d.sync += self.message_counts[index].eq(self.message_counts[index] + 1)
         return m
 
 
+def body_beats(payload, *, skip=0):
+    """The beats of one accepted packet from payload beat 2 on."""
+    beats = payload_beats(payload[16:])
+    for beat in beats:
+        del beat["feed"]
+        beat.update(truncated=0, replay=1, skip=skip)
+    return beats
+
+
 def run_packets(packets, *, skips=None, gap=0, rng=None, pause_chance=0.0):
-    """Feed (payload) packets as accepted block streams; return the bench, expectations and schedule cycles."""
+    """Feed (payload) packets as accepted body streams; return the bench, expectations and schedule cycles."""
     skips = skips or [0] * len(packets)
-    schedule, cycles = schedule_packets([block_beats(payload, skip=skip) for payload, skip in zip(packets, skips)],
+    schedule, cycles = schedule_packets([body_beats(payload, skip=skip) for payload, skip in zip(packets, skips)],
                                         gap=gap, rng=rng, pause_chance=pause_chance)
     dut = SplitAndDecode()
     bench = Bench(dut)
-    bench.drive(dut.i_blocks, MessageBlockBeat, schedule)
+    bench.drive(dut.i_beats, SkipBeat, schedule)
     bench.watch("events", dut.o_event, ItchEvent)
     for name in COUNTERS:
-        bench.probe(name, getattr(dut.splitter, name))
+        bench.probe(name, getattr(dut, name))
     for index, letter in enumerate(MESSAGE_TYPES):
-        bench.probe(letter, dut.decoder.message_counts[index])
+        bench.probe(letter, dut.message_counts[index])
     bench.run()
 
     expected, counters, type_counts = [], dict.fromkeys(COUNTERS, 0), dict.fromkeys(LENGTHS, 0)
@@ -117,9 +156,9 @@ def test_back_to_back_delete_packets_at_full_duty_then_every_event_at_line_rate(
     bench, expected, counters, type_counts = run_packets(packets)
     assert_matches_model(bench, expected, counters, type_counts)
     assert len(bench.seen["events"]) == 4 * per_packet
-    beats = sum(len(block_beats(payload)) for payload in packets)
+    beats = sum(len(body_beats(payload)) for payload in packets)
     rate = len(bench.seen["events"]) / beats
-    print(f"\nsplitter+decoder: {len(expected)} D messages in {beats} beats at 100% duty: {rate:.3f} messages/cycle "
+    print(f"\nsplitter: {len(expected)} D messages in {beats} beats at 100% duty: {rate:.3f} messages/cycle "
           f"(wire limit 8/21 = {8 / 21:.3f} less the MoldUDP64 headers)")
     assert rate > 0.37
     assert max(latencies(bench)) <= 4

@@ -1,18 +1,17 @@
 """The market-data ingest: A/B UDP payloads in, filtered ITCH events out."""
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..streams import ItchEvent, PayloadBeat
 from . import moldudp64, splitter, symbol_filter
 from .itch import MESSAGE_TYPES
-from .itch_decoder import ItchDecoder
 from .moldudp64 import MoldUdp64Arbiter, SequenceGap
 from .splitter import MessageSplitter
 from .symbol_filter import SymbolFilter
 
-__all__ = ["COUNTERS", "STATUS", "FeedIngest"]
+__all__ = ["COUNTERS", "STATUS", "LATENCY", "FeedIngest"]
 
 #: Every wrapping counter port of :class:`FeedIngest`, each named as in the block that counts it.
 COUNTERS = moldudp64.COUNTERS + splitter.COUNTERS + symbol_filter.COUNTERS + ("event_overflow",)
@@ -20,12 +19,19 @@ COUNTERS = moldudp64.COUNTERS + splitter.COUNTERS + symbol_filter.COUNTERS + ("e
 #: Status ports of :class:`FeedIngest` (from the arbiter) and their widths.
 STATUS = {"current_session": 80, "session_known": 1, "synced": 1, "next_expected": 64, "session_ended": 1}
 
+#: Cycles from the payload beat carrying a message's last byte to its event on ``o_event`` (common case, see
+#: :class:`FeedIngest`).
+LATENCY = moldudp64.LATENCY + splitter.LATENCY
+
 
 class FeedIngest(wiring.Component):
     """MoldUDP64 A/B arbitration, ITCH 5.0 splitting and decoding, and symbol filtering, in one block.
 
-    ``MoldUdp64Arbiter`` -> ``MessageSplitter`` -> ``ItchDecoder`` -> ``SymbolFilter`` -> event FIFO. See each
-    block for its policy on bad input; this block only exposes their settings, status and counters.
+    ``MoldUdp64Arbiter`` (with a packet buffer per feed) -> one ``MessageSplitter`` per feed (framing, checking
+    and decoding, reading the ``SymbolFilter`` table) -> event FIFO. Each feed's splitter frames that feed's
+    packets as they arrive, while the arbiter decides on them; the splitter of the accepted packet delivers its
+    events (see :class:`MoldUdp64Arbiter` for when a packet is replayed from its buffer instead). See each block
+    for its policy on bad input; this block only exposes their settings, status and counters.
 
     Parameters
     ----------
@@ -63,12 +69,19 @@ class FeedIngest(wiring.Component):
 
     Notes
     -----
-    Latency from the payload beat carrying a message's last byte to its event on ``o_event``: 7 cycles (arbiter
-    4, splitter 2, decoder 1; the filter reads its table two cycles ahead, and an event bypasses the empty event
-    FIFO), also with both feeds at full rate; more only while the arbiter catches up after a wait
-    (a copy taken after a bad one, a gap wait). Throughput: one payload beat per cycle per feed, at most one event per cycle
-    out. The pipeline never stalls: while ``o_event.ready`` is low, events queue in the event FIFO; an event
-    that finds it full is dropped and counted in ``event_overflow``.
+    Latency from the payload beat carrying a message's last byte to its event on ``o_event``: 2 cycles (the
+    splitter's input register and its event register; the arbiter adds nothing to a packet framed as it
+    arrives, the filter's table bit was read while the message arrived, and an event bypasses the empty event
+    FIFO). That is the common case: the winning copy of each packet, on either feed, whether the other copy is a
+    duplicate, arrives at the same time or later, with both feeds at full rate (100 % duty, back-to-back
+    packets of the shortest messages). Higher, from 5 cycles on (3 more, the packet comes from its buffer,
+    then 2 fewer per packet while the feed catches up), when a packet must wait: for the other feed's copy of
+    missing messages (a gap), after a bad copy (the other copy is taken), for an overlap, when the winning copy
+    of a packet arrives while another accepted packet is still in flight, or when the decision comes after the
+    packet's first message has ended (a packet whose first message is an S or W message, 12 bytes, leaves no
+    cycle to spare). Throughput: one payload beat per cycle per feed, at most one event per cycle out. The
+    pipeline never stalls: while ``o_event.ready`` is low, events queue in the event FIFO; an event that finds
+    it full is dropped and counted in ``event_overflow``.
     """
 
     def __init__(self, *, body_depth=512, header_depth=16, max_payload_bytes=1472, stall_timeout=64,
@@ -96,17 +109,26 @@ class FeedIngest(wiring.Component):
         m = Module()
 
         m.submodules.arbiter = arbiter = MoldUdp64Arbiter(**self._arbiter_options)
-        m.submodules.splitter = message_splitter = MessageSplitter()
-        m.submodules.decoder = decoder = ItchDecoder()
-        m.submodules.filter = event_filter = SymbolFilter()
+        splitters = []
+        for name in "ab":
+            splitters.append(MessageSplitter())
+            m.submodules[f"splitter_{name}"] = splitters[-1]
+        m.submodules.filter = event_filter = SymbolFilter(lookups=2)
         m.submodules.events = events = fifo.SyncFIFO(width=ItchEvent.as_shape().size, depth=self._event_depth)
 
         wiring.connect(m, wiring.flipped(self.i_feed_a), arbiter.i_feed_a)
         wiring.connect(m, wiring.flipped(self.i_feed_b), arbiter.i_feed_b)
         wiring.connect(m, wiring.flipped(self.o_gap), arbiter.o_gap)
-        wiring.connect(m, arbiter.o_blocks, message_splitter.i_blocks)
-        wiring.connect(m, message_splitter.o_message, decoder.i_message)
-        wiring.connect(m, decoder.o_event, event_filter.i_event)
+        for feed, (message_splitter, beats) in enumerate(zip(splitters, (arbiter.o_beats_a, arbiter.o_beats_b))):
+            wiring.connect(m, beats, message_splitter.i_beats)
+            m.d.comb += [
+                message_splitter.skip.eq(arbiter.skip),
+                message_splitter.accept.eq(arbiter.accept[feed]),
+                message_splitter.abort.eq(arbiter.abort[feed]),
+                arbiter.live_ok[feed].eq(message_splitter.live_ok),
+                event_filter.lookup_locate[feed].eq(message_splitter.lookup_locate),
+                message_splitter.lookup_subscribed.eq(event_filter.subscribed[feed]),
+            ]
 
         m.d.comb += [
             arbiter.session.eq(self.session),
@@ -114,27 +136,41 @@ class FeedIngest(wiring.Component):
             event_filter.sub_addr.eq(self.sub_addr),
             event_filter.sub_data.eq(self.sub_data),
             event_filter.sub_we.eq(self.sub_we),
-            event_filter.lookahead_locate.eq(message_splitter.next_locate),
         ]
 
+        # The two splitters' event registers: only the splitter of the packet in flight delivers, and the next
+        # packet is decided after the last beat of the one before has passed its splitter, so they take turns.
         # An event goes straight out when nothing waits in the FIFO and the consumer takes it; otherwise it
         # queues behind the waiting ones, so order holds.
-        passing = event_filter.o_event
+        event_a, event_b = splitters[0].o_event, splitters[1].o_event
+        passing_valid = event_a.valid | event_b.valid
+        passing = Mux(event_b.valid, event_b.payload, event_a.payload)
         bypass = ~events.r_rdy & self.o_event.ready
         m.d.comb += [
-            events.w_data.eq(passing.payload),
-            events.w_en.eq(passing.valid & ~bypass),
-            self.o_event.valid.eq(events.r_rdy | passing.valid),
-            self.o_event.payload.eq(Mux(events.r_rdy, events.r_data, passing.payload)),
+            events.w_data.eq(passing),
+            events.w_en.eq(passing_valid & ~bypass),
+            self.o_event.valid.eq(events.r_rdy | passing_valid),
+            self.o_event.payload.eq(Mux(events.r_rdy, events.r_data, passing)),
             events.r_en.eq(self.o_event.ready),
         ]
         m.d.comb += [getattr(self, name).eq(getattr(arbiter, name)) for name in STATUS]
-        m.d.comb += [self.message_counts[index].eq(decoder.message_counts[index])
-                     for index in range(len(MESSAGE_TYPES))]
-        for block, names in ((arbiter, moldudp64.COUNTERS), (message_splitter, splitter.COUNTERS),
-                             (event_filter, symbol_filter.COUNTERS)):
-            m.d.comb += [getattr(self, name).eq(getattr(block, name)) for name in names]
-        with m.If(event_filter.o_event.valid & ~events.w_rdy):
+        m.d.comb += [getattr(self, name).eq(getattr(arbiter, name)) for name in moldudp64.COUNTERS]
+        with m.If(passing_valid & ~bypass & ~events.w_rdy):
             m.d.sync += self.event_overflow.eq(self.event_overflow + 1)
+
+        # Counters of both splitters, from registered pulses.
+        pulses = {name: Signal(2, name=f"{name}_pulses") for name in splitter.COUNTERS + symbol_filter.COUNTERS}
+        for index, name in enumerate(splitter.COUNTERS):
+            m.d.sync += pulses[name].eq(Cat(message_splitter.errors[index] for message_splitter in splitters))
+        m.d.sync += pulses["unsubscribed_events"].eq(Cat(s.unsubscribed for s in splitters))
+        for name, pulse in pulses.items():
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + pulse[0] + pulse[1])
+        for index, letter in enumerate(MESSAGE_TYPES):
+            hits = Signal(2, name=f"count_{letter}_{index}_pulses")
+            m.d.sync += [
+                hits.eq(Cat(s.counted & (s.counted_type == ord(letter)) for s in splitters)),
+                self.message_counts[index].eq(self.message_counts[index] + hits[0] + hits[1]),
+            ]
 
         return m

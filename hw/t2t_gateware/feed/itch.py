@@ -1,10 +1,6 @@
-"""ITCH 5.0 facts shared by the message splitter and the decoder: the length table and the aligned message."""
+"""ITCH 5.0 facts shared by the message splitter and the decoding table: the length table."""
 
-from amaranth.lib import data
-
-from ..streams import STAMP_BITS
-
-__all__ = ["MESSAGE_LENGTHS", "MESSAGE_TYPES", "KEPT_MESSAGE_BYTES", "ItchMessage"]
+__all__ = ["MESSAGE_LENGTHS", "MESSAGE_TYPES", "KEPT_MESSAGE_BYTES"]
 
 #: Length in bytes (type byte included) of every ITCH 5.0 message type, from the specification.
 MESSAGE_LENGTHS = {
@@ -19,13 +15,3 @@ MESSAGE_TYPES = "".join(MESSAGE_LENGTHS)
 #: Leading bytes of a message kept by the splitter: enough for every decoded field (P's match number ends at 43).
 KEPT_MESSAGE_BYTES = 44
 
-
-class ItchMessage(data.Struct):
-    """One complete, length-checked ITCH message, aligned: ``bytes[0]`` is its type byte.
-
-    Only the first :data:`KEPT_MESSAGE_BYTES` bytes are carried; the bytes past a shorter message's end are
-    left over from earlier messages. ``stamp`` is the arrival stamp of the beat that carried the message's last
-    byte.
-    """
-    bytes: data.ArrayLayout(8, KEPT_MESSAGE_BYTES)
-    stamp: STAMP_BITS

@@ -4,36 +4,19 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..streams import BEAT_BYTES, STAMP_BITS, PayloadBeat
-from .packet_buffer import MOLD_BODY_LANE, BufferedBeat, MoldUdp64Header, MoldUdp64PacketBuffer
+from ..streams import PayloadBeat
+from .packet_buffer import BufferedBeat, MoldUdp64Header, MoldUdp64PacketBuffer
+from .splitter import BodyBeat
 
-__all__ = ["END_OF_SESSION_COUNT", "COUNTERS", "MessageBlockBeat", "SequenceGap", "MoldUdp64Arbiter"]
+__all__ = ["END_OF_SESSION_COUNT", "COUNTERS", "LATENCY", "SequenceGap", "MoldUdp64Arbiter"]
 
 #: MoldUDP64 message count that marks the end of a session.
 END_OF_SESSION_COUNT = 0xFFFF
-# Lanes of the first body beat that hold message blocks (the lower ones are the end of the header).
-_BODY_LANES_MASK = ((1 << BEAT_BYTES) - 1) & ~((1 << MOLD_BODY_LANE) - 1)
 
-
-class MessageBlockBeat(data.Struct):
-    """One beat of the message blocks of an accepted MoldUDP64 packet (the 20-byte header stripped).
-
-    ``keep`` marks the valid lanes, a contiguous run: the ``first`` beat holds blocks from lane 4 up (the header
-    ended at lane 3), only the ``last`` beat may end below lane 7 (an empty ``last`` beat has ``keep`` 0).
-    ``error`` on the ``last`` beat: bad FCS, or the packet was cut short by the buffer. ``stamp`` is the arrival
-    stamp of the beat's highest valid byte. ``sequence`` is the sequence number of the packet's first message,
-    ``count`` its message count, ``skip`` how many leading messages were already delivered by the other feed
-    (to be framed but not delivered again); all three hold on every beat of the packet.
-    """
-    data: 64
-    keep: 8
-    first: 1
-    last: 1
-    error: 1
-    stamp: STAMP_BITS
-    sequence: 64
-    count: 16
-    skip: 16
+#: Cycles from a payload beat on ``i_feed_a``/``i_feed_b`` to the same beat on ``o_beats_a``/``o_beats_b`` when
+#: its packet is framed without a wait (0: the same cycle); a packet taken from its buffer comes 3 cycles or
+#: more after it arrived.
+LATENCY = 0
 
 
 class SequenceGap(data.Struct):
@@ -48,11 +31,13 @@ COUNTERS = ("accepted_packets", "duplicates", "gaps", "gap_fifo_overflow", "bad_
 
 
 class MoldUdp64Arbiter(wiring.Component):
-    """Merges the A and B copies of a MoldUDP64 feed into one stream of message blocks, in sequence order.
+    """Merges the A and B copies of a MoldUDP64 feed: decides which packets are delivered, in sequence order.
 
-    Each feed has a :class:`MoldUdp64PacketBuffer`; the arbiter decides on a packet when its header reaches
-    the head of its buffer, and then either streams its message blocks out or discards it. Decisions compare the
-    packet with ``next_expected``, the sequence number after the last accepted message:
+    Each feed has a :class:`MoldUdp64PacketBuffer` and its own :class:`~.splitter.MessageSplitter` (wired by
+    :class:`~.ingest.FeedIngest` to ``o_beats_a``/``o_beats_b`` and the per-feed control ports). The arbiter
+    decides on a packet when its header reaches the head of its buffer, and then either has it delivered or
+    discards it. Decisions compare the packet with ``next_expected``, the sequence number after the last
+    accepted message:
 
     * another session than the current one: dropped, ``bad_session``;
     * all messages already seen: dropped, ``duplicates``;
@@ -72,7 +57,16 @@ class MoldUdp64Arbiter(wiring.Component):
     host (``session_valid``, taken one cycle later; a new value restarts sequencing) or learned from the first
     accepted packet; ``next_expected`` is learned from the first accepted packet (no gap is reported for it).
 
-    Bad FCS policy (cut-through): an accepted packet streams out while it still arrives, so its messages have
+    Cut-through: a packet whose header arrives while its feed has nothing queued is framed by its feed's splitter
+    as it arrives (``o_beats`` carries the buffer's input, undecided). The decision comes 2 cycles after the
+    header's last beat (payload beat 2), while the packet's first message is still arriving (it ends in payload
+    beat 4 at the earliest). If the packet is accepted before any of its messages has ended (the splitter's
+    ``live_ok``) and none of its messages is to be skipped (no overlap), its splitter is told to ``accept`` it
+    and delivers it as it arrives; its buffered copy is discarded. Otherwise (a wait, a decision that came too late, an
+    overlap) the splitter is told to ``abort`` and the packet is replayed from its buffer (``replay`` beats),
+    with its feed's later packets, until that feed is caught up (nothing queued between two packets).
+
+    Bad FCS policy (cut-through): an accepted packet is delivered while it still arrives, so its messages have
     left before its FCS is known. If it ends bad (``bad_fcs_packets``) or cut short by the buffer,
     ``next_expected`` (and a session learned from it) is rolled back and no gap is reported, so the other feed's
     copy is accepted in full afterwards: downstream sees those sequence numbers again. No decision is taken while
@@ -97,8 +91,16 @@ class MoldUdp64Arbiter(wiring.Component):
     ----------
     i_feed_a, i_feed_b : In(stream.Signature(PayloadBeat, always_ready=True))
         UDP payloads of feed A and feed B.
-    o_blocks : Out(stream.Signature(MessageBlockBeat, always_ready=True))
-        Message blocks of accepted packets, never held back.
+    o_beats_a, o_beats_b : Out(stream.Signature(BodyBeat, always_ready=True))
+        Each feed's packets for its splitter, from payload beat 2 on: framed live (the buffer's input, in the
+        same cycle) or replayed from the buffer (``replay``), never held back.
+    skip : Out(16)
+        Messages of the replayed packet already delivered (the overlap), for its splitter.
+    accept, abort : Out(2)
+        Registered pulses to the splitter of feed A (bit 0) or B (bit 1): the packet it frames live is accepted;
+        forget the packet it frames (it will be replayed).
+    live_ok : In(2)
+        From each feed's splitter: see :class:`~.splitter.MessageSplitter`.
     o_gap : Out(stream.Signature(SequenceGap))
         Gaps for the host to request again.
     session : In(80)
@@ -131,20 +133,29 @@ class MoldUdp64Arbiter(wiring.Component):
 
     Notes
     -----
-    Latency: a beat leaves ``o_blocks`` 4 cycles after it arrived when the arbiter is idle (header decision 2
-    cycles after the header's last beat: the heads are judged against the state in a registered compare stage,
-    the decision acts on those flags a cycle later; the next decision comes the cycle after an accepted packet's
-    last beat left). Gaps reach ``o_gap`` a few cycles after they are found (the entry is computed and written
-    through registers). Throughput: one beat per cycle; a discarded packet is drained from its buffer while the
-    other feed's packet streams, so both feeds may deliver back-to-back copies of the same packets at 100 % duty
-    without loss. Between two accepted packets of the same feed the output idles 2 cycles (1 when the next one
-    is already waiting), the time of the two header beats, so the output keeps up with either input. If both
-    feeds carry different packets at full rate, the buffers fill and whole packets are refused (``overflow``).
+    Latency: a packet framed live adds nothing (``o_beats`` is the input beat, in the same cycle); its messages
+    are delivered when the header decision (2 cycles after the header's last beat: the heads are judged against
+    the state in a registered compare stage, the decision acts on those flags a cycle later, the accept pulse
+    is registered) comes before its first message ends. That holds for the winning copy of each packet when
+    nothing else is in flight: the next decision comes 2 cycles after an accepted packet's last beat. A replayed
+    packet leaves its buffer 3 cycles after it arrived at the earliest (then more while its feed catches up, 2
+    cycles per packet, the time of the two header beats, when the feed runs at 100 % duty): after a wait for the
+    other feed (a gap), for the copy taken after a bad one, for an overlap, or when the winning copy arrives
+    while another accepted packet is still in flight. Gaps reach ``o_gap`` a few cycles after they are found
+    (the entry is computed and written through registers). Throughput: one beat per cycle per feed; a discarded
+    packet is drained from its buffer while the other feed's packet is delivered, so both feeds may deliver
+    back-to-back copies of the same packets at 100 % duty without loss. If both feeds carry different packets at
+    full rate, the buffers fill and whole packets are refused (``overflow``).
     """
 
     i_feed_a: In(stream.Signature(PayloadBeat, always_ready=True))
     i_feed_b: In(stream.Signature(PayloadBeat, always_ready=True))
-    o_blocks: Out(stream.Signature(MessageBlockBeat, always_ready=True))
+    o_beats_a: Out(stream.Signature(BodyBeat, always_ready=True))
+    o_beats_b: Out(stream.Signature(BodyBeat, always_ready=True))
+    skip: Out(16)
+    accept: Out(2)
+    abort: Out(2)
+    live_ok: In(2)
     o_gap: Out(stream.Signature(SequenceGap))
     session: In(80)
     session_valid: In(1)
@@ -214,13 +225,13 @@ class MoldUdp64Arbiter(wiring.Component):
             self.session_ended.eq(session_ended),
         ]
 
-        # The accepted packet being streamed out.
+        # The accepted packet in flight: delivered live by its feed's splitter, or replayed from its buffer.
         busy = Signal()
         stream_feed = Signal()
         stream_first = Signal()
-        packet_sequence = Signal(64)
-        packet_count = Signal(16)
+        stream_live = Signal()
         packet_skip = Signal(16)
+        m.d.comb += self.skip.eq(packet_skip)
         # What to restore if the streamed packet ends bad: the state before it was accepted.
         rollback_next_expected = Signal(64)
         rollback_synced = Signal()
@@ -236,16 +247,79 @@ class MoldUdp64Arbiter(wiring.Component):
         # discard[feed] != 0, kept in a register.
         discarding = [Signal(name=f"discarding_{name}") for name in "ab"]
 
-        # The streamer: one beat per cycle from the accepted packet's buffer, after that feed's older discards.
+        # The replay: one beat per cycle from the accepted packet's buffer, after that feed's older discards.
         bodies = [buffer.o_body for buffer in buffers]
         body = BufferedBeat(Mux(stream_feed, bodies[1].payload.as_value(), bodies[0].payload.as_value()))
         body_valid = Mux(stream_feed, bodies[1].valid, bodies[0].valid)
         discard_pending = Mux(stream_feed, discarding[1], discarding[0])
-        stream_pop = busy & ~discard_pending & body_valid
-        stream_end = stream_pop & body.last
-        stream_end_bad = stream_end & (body.error | body.truncated)
+        # The replay pops from the cycle after the act cycle on (when its splitter's input multiplexer, driven by
+        # a register of its own, has switched to the buffer).
+        replay_armed = Signal()
+        stream_pop = replay_armed & ~discard_pending & body_valid
+        # A live packet ends the cycle after its last beat went to its splitter (when that beat passes the
+        # splitter's framing stage), from registers: each feed's last live beat and its error bits.
+        live_last = [Signal(name=f"live_last_{name}") for name in "ab"]
+        live_last_error = [Signal(name=f"live_last_error_{name}") for name in "ab"]
+        live_last_truncated = [Signal(name=f"live_last_truncated_{name}") for name in "ab"]
+        live_end = busy & stream_live & Mux(stream_feed, live_last[1], live_last[0])
+        end_error = Mux(stream_live, Mux(stream_feed, live_last_error[1], live_last_error[0]), body.error)
+        end_truncated = Mux(stream_live, Mux(stream_feed, live_last_truncated[1], live_last_truncated[0]),
+                            body.truncated)
+        stream_end = (stream_pop & body.last) | live_end
+        stream_end_bad = stream_end & (end_error | end_truncated)
+        m.d.sync += replay_armed.eq(busy & ~stream_live & ~stream_end)
         for feed, port in enumerate(bodies):
-            m.d.comb += port.ready.eq(discarding[feed] | (busy & (stream_feed == feed)))
+            m.d.comb += port.ready.eq(discarding[feed] | (replay_armed & (stream_feed == feed)))
+
+        # Each feed's splitter input: its buffer's input while it frames live, else the replay. A feed frames live
+        # from a packet's first body beat when nothing of that feed is queued or replaying (so that packet is the
+        # next one of the feed to be decided, and becomes the head of its buffer the next cycle).
+        replaying = [Signal(name=f"replaying_{name}") for name in "ab"]
+        # replaying, a cycle later: selects the splitter's input data (a wide multiplexer, so a register of its
+        # own, placed by it). A feed goes live again only once both are low.
+        source_replay = [Signal(name=f"source_replay_{name}") for name in "ab"]
+        m.d.sync += [source_replay[feed].eq(replaying[feed]) for feed in range(2)]
+        live_framing = [Signal(name=f"live_framing_{name}") for name in "ab"]
+        live_head = [Signal(name=f"live_head_{name}") for name in "ab"]
+        for feed, (buffer, port) in enumerate(zip(buffers, (self.o_beats_a, self.o_beats_b))):
+            live = buffer.o_live
+            live_start = (live.valid & live.payload.first & ~replaying[feed] & ~source_replay[feed] &
+                          ~live_framing[feed] & ~buffer.headers_queued)
+            live_go = live_start | (live.valid & live_framing[feed] & ~replaying[feed])
+            with m.If(live_go):
+                m.d.sync += live_framing[feed].eq(~live.payload.beat.last)
+            m.d.sync += [
+                live_last[feed].eq(live_go & live.payload.beat.last),
+                live_last_error[feed].eq(live.payload.beat.error),
+                live_last_truncated[feed].eq(live.payload.beat.truncated),
+            ]
+            with m.If(live_start):
+                m.d.sync += live_head[feed].eq(1)
+            replay_go = stream_pop & (stream_feed == feed)
+            replayed = bodies[feed].payload
+            live_beat = BodyBeat(port.payload)
+            m.d.comb += port.valid.eq(Mux(replaying[feed], replay_go, live_go))
+            with m.If(source_replay[feed]):
+                m.d.comb += [
+                    live_beat.data.eq(replayed.data),
+                    live_beat.keep.eq(replayed.keep),
+                    live_beat.first.eq(stream_first),
+                    live_beat.last.eq(replayed.last),
+                    live_beat.error.eq(replayed.error),
+                    live_beat.truncated.eq(replayed.truncated),
+                    live_beat.stamp.eq(replayed.stamp),
+                    live_beat.replay.eq(1),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    live_beat.data.eq(live.payload.beat.data),
+                    live_beat.keep.eq(live.payload.beat.keep),
+                    live_beat.first.eq(live.payload.first),
+                    live_beat.last.eq(live.payload.beat.last),
+                    live_beat.error.eq(live.payload.beat.error),
+                    live_beat.truncated.eq(live.payload.beat.truncated),
+                    live_beat.stamp.eq(live.payload.beat.stamp),
+                ]
 
         # The host's session setting, registered (so that the 80-bit compare does not sit in the decision):
         # acted on one cycle later, and not twice for one change.
@@ -268,7 +342,7 @@ class MoldUdp64Arbiter(wiring.Component):
         # were computed (and the head is not already decided); only fresh heads take part in a decision.
         headers = [buffer.o_header for buffer in buffers]
         flag_names = ("is_data", "control_moves", "data_new", "duplicate", "wrong_session", "in_order", "no_gap",
-                      "dropped", "heartbeat_seen", "end_seen")
+                      "dropped", "heartbeat_seen", "end_seen", "no_skip")
         flags = [{name: Signal(name=f"{name}_{feed_name}") for name in flag_names} for feed_name in "ab"]
         fresh = [Signal(name=f"fresh_{feed_name}") for feed_name in "ab"]
         b_lower = Signal()
@@ -307,6 +381,8 @@ class MoldUdp64Arbiter(wiring.Component):
                 "dropped": duplicate | wrong_session | (control & ~control_moves),
                 "heartbeat_seen": control & is_heartbeat,
                 "end_seen": control & is_end & header.complete & ~header.error,
+                # Starts at or beyond next_expected (or learns it): nothing to skip, may be delivered live.
+                "no_skip": ~synced | ahead | (header.sequence == next_expected),
             }
             m.d.sync += [flags[feed][name].eq(value) for name, value in values.items()]
         m.d.sync += b_lower.eq(headers[1].payload.sequence < headers[0].payload.sequence)
@@ -334,6 +410,12 @@ class MoldUdp64Arbiter(wiring.Component):
         take = [wants[0] & ~choose_b & may_take, take_b]
         popped = [decidable & (take[feed] | dropped[feed]) for feed in range(2)]
         taking = decidable & (take[0] | take[1])
+        # A taken data packet is delivered live if its splitter frames it and has lost nothing of it yet, else it
+        # is replayed from its buffer.
+        live_ok = [live_head[feed] & self.live_ok[feed] & flags[feed]["no_skip"] for feed in range(2)]
+        take_data = [decidable & take[feed] & flags[feed]["is_data"] for feed in range(2)]
+        take_live = [take_data[feed] & live_ok[feed] for feed in range(2)]
+        take_replay = [take_data[feed] & ~live_ok[feed] for feed in range(2)]
         # The decision only sets a few registers; it acts in the next cycle (the "act" cycle), from registers:
         # the decided heads leave their buffers then (so the taken head is still there to be read), and the
         # arbitration state is updated at its end.
@@ -342,6 +424,13 @@ class MoldUdp64Arbiter(wiring.Component):
         acting_b = Signal()
         m.d.sync += [pop_pending[feed].eq(popped[feed]) for feed in range(2)]
         m.d.sync += [acting.eq(taking), acting_b.eq(take_b)]
+        # The splitter control pulses, in the act cycle: the first replayed beat may leave in it too (its splitter
+        # reads ``skip`` from the next cycle on, when packet_skip holds it).
+        m.d.sync += [self.accept.eq(Cat(take_live)), self.abort.eq(Cat(take_replay))]
+        with m.If(pop_pending[0]):
+            m.d.sync += live_head[0].eq(0)
+        with m.If(pop_pending[1]):
+            m.d.sync += live_head[1].eq(0)
         for feed, port in enumerate(headers):
             m.d.comb += port.ready.eq(pop_pending[feed])
 
@@ -369,7 +458,8 @@ class MoldUdp64Arbiter(wiring.Component):
         # Every heartbeat and end of session has one buffered beat (the end of its header) to throw away.
         for feed in range(2):
             discard_added = Signal(name=f"discard_added_{feed}")
-            m.d.sync += discard_added.eq(popped[feed] & (dropped[feed] | (take[feed] & ~decided_is_data)))
+            m.d.sync += discard_added.eq(popped[feed] & (dropped[feed] | (take[feed] & ~flags[feed]["is_data"]) |
+                                                         take_live[feed]))
             discard_done = discarding[feed] & bodies[feed].valid & bodies[feed].payload.last
             m.d.sync += [
                 discard[feed].eq(discard[feed] + discard_added - discard_done),
@@ -384,22 +474,8 @@ class MoldUdp64Arbiter(wiring.Component):
         taken_skip = Mux(taken_in_order, next_expected[:16] - taken.sequence[:16], 0)
         acting_data = acting & taken_is_data
 
-        # Output register: the streamed beat, with the header lanes of the first beat masked off. The first beat
-        # may leave in the act cycle, before packet_* hold the packet.
-        m.d.sync += self.o_blocks.valid.eq(stream_pop)
         with m.If(stream_pop):
-            m.d.sync += [
-                self.o_blocks.payload.data.eq(body.data),
-                self.o_blocks.payload.keep.eq(Mux(stream_first, body.keep & _BODY_LANES_MASK, body.keep)),
-                self.o_blocks.payload.first.eq(stream_first),
-                self.o_blocks.payload.last.eq(body.last),
-                self.o_blocks.payload.error.eq(body.last & (body.error | body.truncated)),
-                self.o_blocks.payload.stamp.eq(body.stamp),
-                self.o_blocks.payload.sequence.eq(Mux(acting, taken.sequence, packet_sequence)),
-                self.o_blocks.payload.count.eq(Mux(acting, taken.count, packet_count)),
-                self.o_blocks.payload.skip.eq(Mux(acting, taken_skip, packet_skip)),
-                stream_first.eq(0),
-            ]
+            m.d.sync += stream_first.eq(0)
 
         # Gaps: a data packet's is found when it ended good, a heartbeat's when it is taken; reported two cycles
         # later (once gap_first, gap_sequence and the registered gap size are there), and written into the gap
@@ -428,9 +504,13 @@ class MoldUdp64Arbiter(wiring.Component):
         with m.If(gap_write & ~gap_fifo.w_rdy):
             m.d.sync += self.gap_fifo_overflow.eq(self.gap_fifo_overflow + 1)
 
-        # The decision: the stream starts at once.
+        # The decision: the replay (if any) starts at once.
         with m.If(taking & decided_is_data):
-            m.d.sync += [busy.eq(1), stream_feed.eq(take_b), stream_first.eq(1)]
+            m.d.sync += [busy.eq(1), stream_feed.eq(take_b), stream_first.eq(1),
+                         stream_live.eq(take_live[0] | take_live[1])]
+        for feed in range(2):
+            with m.If(take_replay[feed]):
+                m.d.sync += [replaying[feed].eq(1), live_framing[feed].eq(0)]
 
         # The act cycle.
         m.d.comb += heartbeat_gap.eq(acting & ~taken_is_data & synced & ~taken_in_order)
@@ -445,8 +525,6 @@ class MoldUdp64Arbiter(wiring.Component):
                 m.d.sync += [session.eq(taken.session), session_known.eq(1)]
             with m.If(taken_is_data):
                 m.d.sync += [
-                    packet_sequence.eq(taken.sequence),
-                    packet_count.eq(taken.count),
                     packet_skip.eq(taken_skip),
                     rollback_next_expected.eq(next_expected),
                     rollback_synced.eq(synced),
@@ -456,18 +534,30 @@ class MoldUdp64Arbiter(wiring.Component):
                     self.accepted_packets.eq(self.accepted_packets + 1),
                 ]
 
-        # The end of the stream (possibly in the act cycle itself, for a packet of a single beat).
-        rollback_now = Mux(acting_data, 1, rollback_valid)
+        # The end of the stream (possibly in the act cycle itself, for a live packet whose last beat came then).
+        # A bad end rolls the state back the cycle after, from the registers saved in the act cycle (so also
+        # after an end in the act cycle); no decision is taken meanwhile (the flags are stale after both cycles).
+        bad_end = Signal()
+        bad_fcs_end = Signal()
+        m.d.sync += [bad_end.eq(stream_end_bad), bad_fcs_end.eq(stream_end & end_error)]
         with m.If(stream_end):
             m.d.sync += [busy.eq(0), gap_pending.eq(0)]
-            with m.If(body.error):
-                m.d.sync += self.bad_fcs_packets.eq(self.bad_fcs_packets + 1)
-            with m.If(stream_end_bad & rollback_now):
-                m.d.sync += [
-                    next_expected.eq(Mux(acting_data, next_expected, rollback_next_expected)),
-                    synced.eq(Mux(acting_data, synced, rollback_synced)),
-                    session_known.eq(Mux(acting_data, session_known, rollback_session_known)),
-                ]
+        with m.If(bad_fcs_end):
+            m.d.sync += self.bad_fcs_packets.eq(self.bad_fcs_packets + 1)
+        with m.If(bad_end & rollback_valid):
+            m.d.sync += [
+                next_expected.eq(rollback_next_expected),
+                synced.eq(rollback_synced),
+                session_known.eq(rollback_session_known),
+            ]
+
+        # A feed goes back to live framing once nothing of it is replaying or queued: its next packet (whose
+        # header has not arrived yet) is framed live.
+        for feed, buffer in enumerate(buffers):
+            replay_busy = busy & ~stream_live & (stream_feed == feed)
+            with m.If(replaying[feed] & ~replay_busy & ~take_replay[feed] &
+                      ~buffer.headers_queued & ~(buffer.o_live.valid & buffer.o_live.payload.first)):
+                m.d.sync += replaying[feed].eq(0)
 
         with m.If(host_session_change):
             m.d.sync += [
@@ -480,7 +570,7 @@ class MoldUdp64Arbiter(wiring.Component):
 
         # The flags go stale when the state changes (at the end of an act cycle, a rollback, a host change) and
         # for the cycles between a decision and the act; a head, when it is decided and until it has left.
-        state_change = taking | acting | (stream_end_bad & rollback_now) | host_session_change
+        state_change = taking | acting | stream_end_bad | bad_end | host_session_change
         session_change = (acting & ~session_known) | host_session_change
         for feed in range(2):
             head_stays = headers[feed].valid & ~pop_pending[feed]

@@ -6,7 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..streams import BEAT_BYTES, STAMP_BITS, PayloadBeat
 
-__all__ = ["MOLD_HEADER_BYTES", "MOLD_BODY_LANE", "MoldUdp64Header", "BufferedBeat", "MoldUdp64PacketBuffer"]
+__all__ = ["MOLD_HEADER_BYTES", "MOLD_BODY_LANE", "MoldUdp64Header", "BufferedBeat", "LiveBeat",
+           "MoldUdp64PacketBuffer"]
 
 #: Length of the MoldUDP64 downstream header: session (10), sequence number (8), message count (2).
 MOLD_HEADER_BYTES = 20
@@ -51,6 +52,13 @@ class BufferedBeat(data.Struct):
     stamp: STAMP_BITS
 
 
+class LiveBeat(data.Struct):
+    """A beat as it is written into the body FIFO (see :attr:`MoldUdp64PacketBuffer.o_live`): a
+    :class:`BufferedBeat` and ``first``, set on a packet's first buffered beat (payload beat 2)."""
+    beat: BufferedBeat
+    first: 1
+
+
 def _big_endian(byte_list):
     """The number whose big-endian bytes are ``byte_list`` (first byte most significant)."""
     return Cat(*reversed(byte_list))
@@ -82,6 +90,12 @@ class MoldUdp64PacketBuffer(wiring.Component):
         One entry per buffered packet; shows up 1 cycle after beat 2 arrived.
     o_body : Out(stream.Signature(BufferedBeat))
         The buffered beats, in order; a beat shows up 3 cycles after it arrived, one beat per cycle.
+    o_live : Out(stream.Signature(LiveBeat, always_ready=True))
+        The body FIFO's write side, in the cycle of the write (the same cycle as the input beat): every buffered
+        beat and every truncation beat, ``first`` on a packet's first body beat, which is also the cycle its header
+        is written. The arbiter frames packets from here when it can take them without a wait (cut-through).
+    headers_queued : Out(1)
+        A header waits: in the head register or in the FIFO behind it (registered state only).
     overflow : Out(32)
         Wrapping count of packets lost to buffer limits: refused whole at their first beat because either FIFO
         lacks room for a longest packet, or cut short because they were longer than ``max_payload_bytes``.
@@ -109,6 +123,8 @@ class MoldUdp64PacketBuffer(wiring.Component):
     i_payload: In(stream.Signature(PayloadBeat, always_ready=True))
     o_header: Out(stream.Signature(MoldUdp64Header))
     o_body: Out(stream.Signature(BufferedBeat))
+    o_live: Out(stream.Signature(LiveBeat, always_ready=True))
+    headers_queued: Out(1)
     overflow: Out(32)
     runt_packets: Out(32)
     cut_packets: Out(32)
@@ -136,8 +152,6 @@ class MoldUdp64PacketBuffer(wiring.Component):
                                                                depth=self._header_depth - 1)
         m.submodules.body_fifo = body_fifo = fifo.SyncFIFOBuffered(width=BufferedBeat.as_shape().size,
                                                                    depth=self._body_depth)
-        m.d.comb += [
-        ]
         # Output register after the block RAM (its clock-to-output is slow): the arbiter's decision reads
         # ``last``/``error`` of the head beat.
         body_out_valid = Signal()
@@ -184,6 +198,7 @@ class MoldUdp64PacketBuffer(wiring.Component):
             header_fifo.r_en.eq(head_load),
             header_fifo.w_en.eq(header_write & ~(head_load & ~header_fifo.r_rdy)),
         ]
+        m.d.comb += self.headers_queued.eq(head_valid | header_fifo.r_rdy)
         with m.If(head_load):
             m.d.sync += [
                 head_valid.eq(header_fifo.r_rdy | header_write),
@@ -239,6 +254,12 @@ class MoldUdp64PacketBuffer(wiring.Component):
                 body.error.eq(truncation_beat.error),
                 body.truncated.eq(truncation_beat.truncated),
             ]
+
+        m.d.comb += [
+            self.o_live.valid.eq(body_fifo.w_en),
+            self.o_live.payload.beat.eq(body),
+            self.o_live.payload.first.eq(header_write),
+        ]
 
         # Outcomes counted this cycle (an interrupted packet and the new one may both count in one cycle).
         runt_interrupted = Signal()

@@ -1,84 +1,70 @@
-"""Keeps the events of subscribed stocks (a 65536-bit table of stock locates in block RAM)."""
+"""The subscription table: one bit per ITCH stock locate (65536 bits of block RAM), one read port per splitter."""
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from ..streams import EventKind, ItchEvent
 
 __all__ = ["COUNTERS", "LOCATES", "SymbolFilter"]
 
 #: Stock locates are 16-bit: one table bit each.
 LOCATES = 1 << 16
 
-#: The wrapping event counters (``Out(32)`` ports) of :class:`SymbolFilter`.
+#: The wrapping event counters of the filtering (counted by :class:`~.ingest.FeedIngest` from the splitters'
+#: ``unsubscribed`` pulses).
 COUNTERS = ("unsubscribed_events",)
 
 
 class SymbolFilter(wiring.Component):
-    """Passes an event only if its stock locate is subscribed; system events (S, locate 0) always pass.
+    """Says which stock locates are subscribed; the splitters hold back the events of the others (system events,
+    locate 0, always pass).
 
-    The table starts empty (nothing subscribed). The host sets or clears one locate per write. The table is read
-    two cycles ahead, with ``lookahead_locate``, so that the filter adds no register to the event path and its
-    block RAM output is registered.
+    The table starts empty (nothing subscribed). The host sets or clears one locate per write. Each read port is
+    a plain block RAM read: the bit for ``lookup_locate[i]`` is on ``subscribed[i]`` the next cycle (the table is
+    kept once per read port; every write goes to all copies).
+
+    Parameters
+    ----------
+    lookups : int
+        Read ports.
 
     Attributes
     ----------
-    lookahead_locate : In(16)
-        The locate of the event that arrives on ``i_event`` two cycles later (e.g.
-        :attr:`MessageSplitter.next_locate` in front of an :class:`ItchDecoder`).
-    i_event : In(stream.Signature(ItchEvent, always_ready=True))
-        Decoded events.
-    o_event : Out(stream.Signature(ItchEvent, always_ready=True))
-        The events that pass, never held back.
+    lookup_locate : In(16).array(lookups)
+        Locates to read.
+    subscribed : Out(1).array(lookups)
+        The table bits of the locates of the cycle before.
     sub_addr : In(16)
         Stock locate to write.
     sub_data : In(1)
         1 subscribes ``sub_addr``, 0 unsubscribes it.
     sub_we : In(1)
-        Write strobe; the new value applies to events arriving 3 cycles later.
-    unsubscribed_events : Out(32)
-        Wrapping count of events held back.
-
-    Notes
-    -----
-    Latency: 0 cycles (``o_event`` is ``i_event`` gated by a registered table bit). Throughput: one
-    event per cycle.
+        Write strobe; the new value is read from the next cycle on.
     """
 
-    lookahead_locate: In(16)
-    i_event: In(stream.Signature(ItchEvent, always_ready=True))
-    o_event: Out(stream.Signature(ItchEvent, always_ready=True))
-    sub_addr: In(16)
-    sub_data: In(1)
-    sub_we: In(1)
-    unsubscribed_events: Out(32)
+    def __init__(self, *, lookups=2):
+        self._lookups = lookups
+        super().__init__({
+            "lookup_locate": In(16).array(lookups),
+            "subscribed": Out(1).array(lookups),
+            "sub_addr": In(16),
+            "sub_data": In(1),
+            "sub_we": In(1),
+        })
 
     def elaborate(self, platform):
         m = Module()
 
-        m.submodules.subscribed = subscribed = Memory(shape=1, depth=LOCATES, init=[])
-        write = subscribed.write_port()
-        lookup = subscribed.read_port()
-        m.d.comb += [
-            write.addr.eq(self.sub_addr),
-            write.data.eq(self.sub_data),
-            write.en.eq(self.sub_we),
-            lookup.addr.eq(self.lookahead_locate),
-        ]
-
-        # The table bit, registered (the block RAM's clock-to-output is slow): read two cycles ahead.
-        subscribed_bit = Signal()
-        m.d.sync += subscribed_bit.eq(lookup.data)
-
-        event = self.i_event.payload
-        passes = subscribed_bit | (event.kind == EventKind.SYSTEM_EVENT)
-        m.d.comb += [
-            self.o_event.payload.eq(event),
-            self.o_event.valid.eq(self.i_event.valid & passes),
-        ]
-        with m.If(self.i_event.valid & ~passes):
-            m.d.sync += self.unsubscribed_events.eq(self.unsubscribed_events + 1)
+        for port in range(self._lookups):
+            table = m.submodules[f"table{port}"] = Memory(shape=1, depth=LOCATES, init=[])
+            write = table.write_port()
+            read = table.read_port()
+            m.d.comb += [
+                write.addr.eq(self.sub_addr),
+                write.data.eq(self.sub_data),
+                write.en.eq(self.sub_we),
+                read.addr.eq(self.lookup_locate[port]),
+                self.subscribed[port].eq(read.data),
+            ]
 
         return m
