@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-BOARD ?= versa_ecp5_5g
+BOARD ?= ecpix5_85
 INSTALLED := $(VENV)/.installed
 
 # Verilator builds and converted Verilog are cached here, keyed by the hash of their inputs.

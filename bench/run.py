@@ -35,63 +35,6 @@ def virtual_card_cycles_per_s(cycles=20_000_000):
     return ran / elapsed
 
 
-def remote_reg_ops_per_s(operations=5000):
-    """32-bit register reads per second through `t2t serve` (ZeroMQ + CURVE on loopback) to the virtual card,
-    and the same reads on the virtual card in-process, for the ratio."""
-    from t2t.card import Card
-    from t2t.server import CardServer, Client, new_keypair
-    from t2t.transport.remote import RemoteCard
-
-    server_keys, client_keys = new_keypair(), new_keypair()
-    clients = {client_keys.public: Client("bench", "monitor", client_keys.public)}
-    with Card(VirtualCard()) as card:
-        server = CardServer(card, server_keys, clients, bind="tcp://127.0.0.1:*")
-        server.start()
-        try:
-            with Card(RemoteCard(server.endpoint, client_keys, server_keys.public)) as remote:
-                address = remote.regmap["id.scratch"].address
-                started = time.perf_counter()
-                for _ in range(operations):
-                    remote.transport.read32(address)
-                remote_rate = operations / (time.perf_counter() - started)
-        finally:
-            server.stop()
-    local = VirtualCard()
-    started = time.perf_counter()
-    for _ in range(operations):
-        local.read32(address)
-    local_rate = operations / (time.perf_counter() - started)
-    local.close()
-    return remote_rate, local_rate
-
-
-def telemetry_msgs_per_s(messages=2000):
-    """Counter snapshots per second a subscriber receives from `t2t serve --telemetry` publishing flat out
-    (each snapshot reads every counter of the virtual card)."""
-    from t2t.card import Card
-    from t2t.server import CardServer, Client, new_keypair
-    from t2t.server.telemetry import subscribe
-
-    server_keys, client_keys = new_keypair(), new_keypair()
-    clients = {client_keys.public: Client("bench", "monitor", client_keys.public)}
-    with Card(VirtualCard()) as card:
-        server = CardServer(card, server_keys, clients, bind="tcp://127.0.0.1:*",
-                            telemetry_bind="tcp://127.0.0.1:*", telemetry_interval_ms=0)
-        server.start()
-        try:
-            received = 0
-            for _ in subscribe(server.telemetry_endpoint, client_keys, server_keys.public):
-                if received == 0:
-                    started = time.perf_counter()
-                received += 1
-                if received > messages:
-                    break
-            rate = messages / (time.perf_counter() - started)
-        finally:
-            server.stop()
-    return rate
-
-
 def replay_against_peers(messages=1_000_000, seed=2027):
     """One generated session of ``messages`` through the virtual card (all 8 slots), the Python reference book and
     itch-book (C++ core), each timed on the same file in this process; the card's BBO sequence is checked row for
@@ -158,7 +101,18 @@ def host_position_figures():
     return {"fills_per_s": round(fills_per_s()), "breach_to_kill_ms": round(breach_to_kill_ms(), 4)}
 
 
-def fmax_mhz(board="versa_ecp5_5g"):
+def ooc_fmax_mhz():
+    """Out-of-context Fmax of the ingest and of the book on the LFE5UM5G-45F (seed 1): the figures the ingest and
+    book issues ask for next to the whole design."""
+    from t2t_gateware.book.builder import BookBuilder
+    from t2t_gateware.feed.ingest import FeedIngest
+    from t2t_gateware.ooc import time_block
+
+    return {"fmax_mhz_ingest_ooc": time_block(FeedIngest())["fmax_mhz"],
+            "fmax_mhz_book_ooc": time_block(BookBuilder())["fmax_mhz"]}
+
+
+def fmax_mhz(board="ecpix5_85"):
     report = ROOT / "bitstreams" / board / "report.json"
     if not report.exists():
         return None
@@ -171,18 +125,24 @@ def make_test_seconds():
 
 
 def main():
+    from host_bench import (remote_reg_ops_per_s, telemetry_msgs_per_s, threshold_load_256_ms_remote,
+                            threshold_load_256_ms_sim)
+
     remote_rate, local_rate = remote_reg_ops_per_s()
     results = {
+        "threshold_load_256_ms_sim": round(threshold_load_256_ms_sim(), 2),
+        "threshold_load_256_ms_remote": round(threshold_load_256_ms_remote(), 2),
         "virtual_card_cycles_per_s": round(virtual_card_cycles_per_s()),
         "remote_reg_ops_per_s": round(remote_rate),
         "remote_vs_in_process_reg_ops_ratio": round(remote_rate / local_rate, 4),
         "telemetry_msgs_per_s": round(telemetry_msgs_per_s()),
-        "fmax_mhz_versa_ecp5_5g": fmax_mhz(),
+        "fmax_mhz_ecpix5_85": fmax_mhz(),
         "make_test_seconds": make_test_seconds(),
     }
     results.update(tick_to_trade_latency())
     results.update(host_position_figures())
     results.update(replay_against_peers())
+    results.update(ooc_fmax_mhz())
     missing = [name for name, value in results.items() if value is None]
     results = {name: value for name, value in results.items() if value is not None}
     for name, value in results.items():

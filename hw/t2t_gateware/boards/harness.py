@@ -19,14 +19,18 @@ class SynthesisHarness(wiring.Component):
         self.board = board
         super().__init__({})
 
+    @staticmethod
+    def _pin(platform, choice):
+        """One pin of a board resource (``subsignal`` picks one of a resource with several, e.g. an RGB LED)."""
+        pin = platform.request(choice["resource"], choice["number"], dir="-")
+        return getattr(pin, choice["subsignal"]) if "subsignal" in choice else pin
+
     def elaborate(self, platform):
         m = Module()
         board = self.board
         m.submodules.reference = reference = io.Buffer("i", platform.request(board["reference_clock"], 0, dir="-"))
-        m.submodules.stimulus = stimulus = io.Buffer(
-            "i", platform.request(board["stimulus"]["resource"], board["stimulus"]["number"], dir="-"))
-        m.submodules.observe = observe = io.Buffer(
-            "o", platform.request(board["observe"]["resource"], board["observe"]["number"], dir="-"))
+        m.submodules.stimulus = stimulus = io.Buffer("i", self._pin(platform, board["stimulus"]))
+        m.submodules.observe = observe = io.Buffer("o", self._pin(platform, board["observe"]))
 
         m.domains.sync = ClockDomain("sync")
         pll = board["pll"]
