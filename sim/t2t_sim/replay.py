@@ -88,6 +88,7 @@ class ReplayResult:
     bbo: list = dataclasses.field(default_factory=list)       # tuples in BBO_CSV_COLUMNS order
     orders: list = dataclasses.field(default_factory=list)    # t2t.trading.OrderLogRow
     rejects: list = dataclasses.field(default_factory=list)   # t2t.trading.RejectRow
+    bbo_degraded: list = dataclasses.field(default_factory=list)  # (timestamp, locate) of degraded updates
     bbo_updates: list = dataclasses.field(default_factory=list)  # every BBO tap transfer: dict of fields + cycle
     gate_orders: list = dataclasses.field(default_factory=list)  # every order the risk gate took: dict + cycle
     tx_bytes: bytearray = dataclasses.field(default_factory=bytearray)
@@ -101,12 +102,19 @@ class ReplayResult:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-def bbo_rows(updates, slot_map, last_rows):
+def bbo_rows(updates, slot_map, last_rows, degraded=None):
     """CSV rows of BBO tap updates (``VirtualCard.pop_bbo`` arrays), leaving out a row equal to the locate's last
-    (an update can change only the order count or the degraded flag, which the CSV does not show)."""
+    (an update can change only the order count or the degraded flag, which the CSV does not show) and degraded
+    updates (a side the book cannot know: its last kept level emptied while orders rested beyond the levels it
+    keeps); ``degraded`` (a list) collects those."""
     rows = []
     for i in range(len(updates["locate"])):
         locate = int(updates["locate"][i])
+        if updates["degraded"][i]:
+            if degraded is not None:
+                degraded.append((int(updates["timestamp"][i]), locate))
+            last_rows.pop(locate, None)
+            continue
         row = (int(updates["timestamp"][i]), locate, slot_map.symbol_of_locate(locate),
                int(updates["bid_price"][i]), int(updates["bid_shares"][i]),
                int(updates["ask_price"][i]), int(updates["ask_shares"][i]))
@@ -131,8 +139,10 @@ def decode_orders(tx_bytes):
     orders = []
     for packet in packets:
         decoded = ouch.decode_client_packet(packet)
-        orders.extend(message for message in getattr(decoded, "messages", [decoded])
-                      if isinstance(message, ouch.EnterOrder))
+        if isinstance(decoded, ouch.UnsequencedData):
+            message = ouch.decode_inbound(decoded.payload)
+            if isinstance(message, ouch.EnterOrder):
+                orders.append(message)
     return orders
 
 
@@ -230,7 +240,7 @@ class Replay:
 
     def _collect(self, card, slot_map, result, last_rows):
         updates = card.transport.pop_bbo()
-        result.bbo.extend(bbo_rows(updates, slot_map, last_rows))
+        result.bbo.extend(bbo_rows(updates, slot_map, last_rows, result.bbo_degraded))
         if self.keep_transfers:
             result.bbo_updates.extend(_records(updates))
             result.gate_orders.extend(_records(card.transport.pop_order_tap()))

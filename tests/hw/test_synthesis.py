@@ -21,7 +21,7 @@ BLOCKS = [
     ("t2t_gateware.feed.ingest:FeedIngest", {}, 120),
     ("t2t_gateware.book.builder:BookBuilder", {"symbols": 8}, 100),
     ("t2t_gateware.trade.strategy:ThresholdStrategy", {"symbols": 8}, 170),
-    ("t2t_gateware.trade.strategy:PairStrategy", {"symbols": 8}, 120),
+    ("t2t_gateware.trade.strategy:PairStrategy", {"symbols": 8}, 150),
     ("t2t_gateware.trade.order_merge:OrderMerge", {}, 300),
     ("t2t_gateware.trade.risk_gate:RiskGate", {"symbols": 8}, 170),
     ("t2t_gateware.trade.ouch_encoder:OuchEncoder", {}, 200),
