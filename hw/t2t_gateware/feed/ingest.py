@@ -72,16 +72,19 @@ class FeedIngest(wiring.Component):
     Latency from the payload beat carrying a message's last byte to its event on ``o_event``: 2 cycles (the
     splitter's input register and its event register; the arbiter adds nothing to a packet framed as it
     arrives, the filter's table bit was read while the message arrived, and an event bypasses the empty event
-    FIFO). That is the common case: the winning copy of each packet, on either feed, whether the other copy is a
-    duplicate, arrives at the same time or later, with both feeds at full rate (100 % duty, back-to-back
-    packets of the shortest messages). Higher, from 5 cycles on (3 more, the packet comes from its buffer,
-    then 2 fewer per packet while the feed catches up), when a packet must wait: for the other feed's copy of
-    missing messages (a gap), after a bad copy (the other copy is taken), for an overlap, when the winning copy
-    of a packet arrives while another accepted packet is still in flight, or when the decision comes after the
-    packet's first message has ended (a packet whose first message is an S or W message, 12 bytes, leaves no
-    cycle to spare). Throughput: one payload beat per cycle per feed, at most one event per cycle out. The
-    pipeline never stalls: while ``o_event.ready`` is low, events queue in the event FIFO; an event that finds
-    it full is dropped and counted in ``event_overflow``.
+    FIFO). With a :class:`~.net.UdpReceiver` in front, 3 or 4 cycles from the MAC beat carrying the message's
+    last byte (the receiver completes a payload beat with the next MAC beat's lanes 0..1, and outputs it a cycle
+    later). That is the common case: the winning copy of each packet, on either feed, whether the other copy is
+    a duplicate, arrives at the same time or later, with both feeds at full rate (100 % duty, back-to-back
+    packets of the shortest messages). Higher when a packet is replayed from its buffer: 5 cycles at best (the
+    buffer's 3-cycle read), plus the time the packet waited, less 2 cycles per later packet of that feed (their
+    two header beats are not replayed) until the feed is caught up and frames packets as they arrive again. A
+    packet is replayed when it must wait for the other feed's copy of missing messages (a gap), when it is the
+    copy taken after a bad one, for an overlap, when the winning copy of a packet arrives while another accepted
+    packet is still in flight, or when its decision comes after its first message has ended (a packet whose
+    first message is an S or W message, 12 bytes, leaves no cycle to spare). Throughput: one payload beat per
+    cycle per feed, at most one event per cycle out. The pipeline never stalls: while ``o_event.ready`` is low,
+    events queue in the event FIFO; an event that finds it full is dropped and counted in ``event_overflow``.
     """
 
     def __init__(self, *, body_depth=512, header_depth=16, max_payload_bytes=1472, stall_timeout=64,
