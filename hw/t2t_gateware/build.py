@@ -100,7 +100,8 @@ def build_board(name, output=None, pack=True):
     started = time.monotonic()
     platform.build(
         SynthesisHarness(board), name="t2t", build_dir=str(build_dir), do_program=False,
-        nextpnr_opts=f"--timing-allow-fail --report nextpnr_report.json --seed {board['nextpnr_seed']}",
+        nextpnr_opts=f"--timing-allow-fail --report nextpnr_report.json --seed {board['nextpnr_seed']} "
+                     + os.environ.get("T2T_NEXTPNR_OPTS", ""),
         ecppack_opts="--compress" if pack else None,
     )
     with open(build_dir / "nextpnr_report.json") as file:

@@ -195,3 +195,31 @@ def test_bytes_variant_and_file_writer_agree_with_the_objects(tmp_path, session)
 def test_bad_arguments_are_refused(symbols, messages):
     with pytest.raises(ValueError):
         generate_session(seed=1, symbols=symbols, messages=messages)
+
+
+def test_the_book_settles_at_the_resting_cap_instead_of_growing_without_bound():
+    # Two symbols at 20 resting orders each: the cap (40) is reached early in 6,000 messages.
+    messages = list(generate_session(seed=9, symbols=("AAPL", "MSFT"), messages=6_000, resting_per_symbol=20))
+    live, adds_after_cap, reached_at = set(), 0, None
+    for index, message in enumerate(messages):
+        if message.type in ("A", "F"):
+            adds_after_cap += reached_at is not None
+            live.add(message.order_ref)
+        elif message.type == "U":
+            live.discard(message.order_ref)
+            live.add(message.new_order_ref)
+        elif message.type == "D":
+            live.discard(message.order_ref)
+        if reached_at is None and len(live) >= 40:
+            reached_at = index
+    # Full executions leave without a message the set above sees, so it counts at least the live orders.
+    assert reached_at is not None and reached_at < 1_000
+    book = replay(messages)
+    assert len(book.orders) <= 40
+    # Adds continue after the cap (each add replaces a delete, and executions make room).
+    assert adds_after_cap > 1_000
+
+
+def test_resting_cap_must_be_positive():
+    with pytest.raises(ValueError):
+        generate_session(seed=1, resting_per_symbol=0)

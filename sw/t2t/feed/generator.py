@@ -12,7 +12,9 @@ it:
   every ask) because new prices are clamped against the opposite side's best;
 * executions (E, C) hit the oldest order at the best price of one side, as price-time priority would;
 * one symbol is halted (H state H) and later resumed (state T); it has no executions or trades meanwhile;
-* timestamps never decrease and start at 09:30:00.
+* timestamps never decrease and start at 09:30:00;
+* the book reaches a steady state, as a real one does over a day: once ``resting_per_symbol`` orders per symbol
+  rest, an add is drawn as a delete instead, so a long session does not pile up orders without bound.
 
 The mix is close to that of a real day: about 40 % adds (A and a few F), 34 % deletes, and executions, partial
 cancels, replaces, non-displayed trades (P) and rare cross trades (Q) for the rest. The same seed and arguments
@@ -52,7 +54,7 @@ def minimum_messages(symbol_count):
 
 
 def generate_session(seed=1, symbols=DEFAULT_SYMBOLS, messages=100_000, *, start_ns=MARKET_OPEN_NS,
-                     mean_gap_ns=50_000):
+                     mean_gap_ns=50_000, resting_per_symbol=250):
     """Yield the messages of a synthetic session (ITCH message objects, see :mod:`t2t.feed.itch`).
 
     Parameters
@@ -67,13 +69,16 @@ def generate_session(seed=1, symbols=DEFAULT_SYMBOLS, messages=100_000, *, start
         Timestamp of the first message, nanoseconds since midnight.
     mean_gap_ns : int
         Mean time between consecutive messages.
+    resting_per_symbol : int
+        Mean resting orders per symbol the book settles at (the cap is this times the number of symbols); with
+        the default mix about 150,000 messages into a session over eight symbols.
 
     Raises
     ------
     ValueError
         Bad symbols, or ``messages`` too small for the skeleton.
     """
-    return iter(_SessionGenerator(seed, symbols, messages, start_ns, mean_gap_ns))
+    return iter(_SessionGenerator(seed, symbols, messages, start_ns, mean_gap_ns, resting_per_symbol))
 
 
 def generate_session_bytes(seed=1, symbols=DEFAULT_SYMBOLS, messages=100_000, **options):
@@ -161,8 +166,10 @@ class _Symbol:
 
 
 class _SessionGenerator:
-    def __init__(self, seed, symbols, messages, start_ns, mean_gap_ns):
+    def __init__(self, seed, symbols, messages, start_ns, mean_gap_ns, resting_per_symbol=250):
         symbols = tuple(symbols)
+        if resting_per_symbol < 1:
+            raise ValueError(f"resting_per_symbol must be at least 1: {resting_per_symbol}")
         if not symbols:
             raise ValueError("a session needs at least one symbol")
         if len(set(symbols)) != len(symbols):
@@ -183,6 +190,7 @@ class _SessionGenerator:
         self.next_ref = 1
         self.next_match = 1
         self.live = []
+        self.max_resting = resting_per_symbol * len(symbols)
         # Start prices between $10 and $500, on the penny grid.
         self.symbols = [_Symbol(stock, locate, PENNY * self.rng.randrange(1_000, 50_000))
                         for locate, stock in enumerate(symbols, start=1)]
@@ -230,7 +238,9 @@ class _SessionGenerator:
                 continue
             draw = rng.random() * 100
             message = None
-            if draw >= _ADD_F:
+            if draw < _ADD_F and len(self.live) >= self.max_resting:
+                message = self._delete()
+            elif draw >= _ADD_F:
                 if draw < _DELETE:
                     message = self._delete()
                 elif draw < _EXECUTE:
