@@ -109,14 +109,14 @@ def host_position_figures():
 
 
 def ooc_fmax_mhz():
-    """Out-of-context Fmax of the ingest and of the book on the LFE5UM5G-45F (seed 1): the figures the ingest and
-    book issues ask for next to the whole design."""
+    """Out-of-context Fmax of the ingest and of the book on the Versa board's LFE5UM5G-45F (seed 1): the figures
+    the ingest and book issues ask for next to the whole design's (which needs the larger 85F)."""
     from t2t_gateware.book.builder import BookBuilder
     from t2t_gateware.feed.ingest import FeedIngest
     from t2t_gateware.ooc import time_block
 
-    return {"fmax_mhz_ingest_ooc": time_block(FeedIngest())["fmax_mhz"],
-            "fmax_mhz_book_ooc": time_block(BookBuilder())["fmax_mhz"]}
+    return {"fmax_mhz_ingest_versa_ecp5_5g": time_block(FeedIngest())["fmax_mhz"],
+            "fmax_mhz_book_versa_ecp5_5g": time_block(BookBuilder())["fmax_mhz"]}
 
 
 def fmax_mhz(board="ecpix5_85"):
@@ -132,6 +132,7 @@ def make_test_seconds():
 
 
 def main():
+    from gateware_bench import gateware_figures
     from host_bench import (remote_reg_ops_per_s, telemetry_msgs_per_s, threshold_load_256_ms_remote,
                             threshold_load_256_ms_sim)
 
@@ -146,6 +147,7 @@ def main():
         "fmax_mhz_ecpix5_85": fmax_mhz(),
         "make_test_seconds": make_test_seconds(),
     }
+    results.update(gateware_figures())
     results.update(tick_to_trade_latency())
     results.update(host_position_figures())
     results.update(replay_against_peers())

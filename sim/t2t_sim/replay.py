@@ -9,7 +9,6 @@ card sends is collected: the BBO tap (one update per change of a followed stock'
 """
 
 import dataclasses
-import itertools
 import time
 
 from t2t import trading

@@ -13,6 +13,7 @@ read its copy (``log``).
 """
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from .config.schema import format_price
@@ -72,8 +73,13 @@ class SlotMap:
                 return name
         return ""
 
+    @functools.cached_property
+    def _symbol_by_locate(self):
+        return {locate: name for _, name, locate in self.entries}
+
     def symbol_of_locate(self, locate):
-        return {loc: name for _, name, loc in self.entries}.get(locate, "")
+        """The symbol a slot follows at ``locate`` ("" if none); called per BBO row and order, so a dict."""
+        return self._symbol_by_locate.get(locate, "")
 
     @property
     def symbols(self):
