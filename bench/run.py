@@ -93,7 +93,7 @@ def tick_to_trade_latency():
     from t2t_sim.replay import Replay
 
     strategy = load_strategy(ROOT / "configs" / "strategy.yaml")
-    result = Replay(symbols=list(strategy.thresholds.symbols), thresholds=strategy.thresholds, risk=strategy.risk,
+    result = Replay(symbols=strategy.thresholds.traded_symbols, thresholds=strategy.thresholds, risk=strategy.risk,
                     ab=True).run(ROOT / "samples" / "demo_session.itch.gz")
     cycles = sorted(order.latency_cycles for order in result.orders)
     if not cycles:

@@ -254,13 +254,28 @@ whether it passes or refuses them). Single clock domain ``sync``.
             risk.position.eq(bank["risk.position"].value),
             risk.position_limit.eq(bank["risk.position_limit"].value),
             risk.kill.eq(control.strobe & control.field("kill")),
-            # The gate keeps a notional cap per rule size: register each threshold rule's size as it is written.
-            risk.notional_size_we.eq(bank["strategy.rule_write"].strobe),
-            risk.notional_size_slot.eq(bank["strategy.rule_slot"].value),
-            risk.notional_size.eq(bank["strategy.rule_shares"].value),
             risk.rearm.eq(control.strobe & control.field("rearm")),
             bank["risk.status"].field("killed").eq(risk.killed),
         ]
+        # The gate keeps a notional cap per order size: register each threshold rule's size as it is written, and
+        # both legs' sizes of the pair rule (leg A in the write's cycle, leg B in the next: two register writes
+        # are always more than a cycle apart, so the three sources never meet).
+        pair_write = bank["pair.rule_write"].strobe
+        leg_b_pending = Signal()
+        leg_b_slot = Signal.like(risk.notional_size_slot)
+        leg_b_shares = Signal.like(risk.notional_size)
+        m.d.sync += leg_b_pending.eq(pair_write)
+        with m.If(pair_write):
+            m.d.sync += [leg_b_slot.eq(pair_flags.field("slot_b")), leg_b_shares.eq(bank["pair.shares_b"].value)]
+        m.d.comb += risk.notional_size_we.eq(bank["strategy.rule_write"].strobe | pair_write | leg_b_pending)
+        with m.If(bank["strategy.rule_write"].strobe):
+            m.d.comb += [risk.notional_size_slot.eq(bank["strategy.rule_slot"].value),
+                         risk.notional_size.eq(bank["strategy.rule_shares"].value)]
+        with m.Elif(pair_write):
+            m.d.comb += [risk.notional_size_slot.eq(pair_flags.field("slot_a")),
+                         risk.notional_size.eq(bank["pair.shares_a"].value)]
+        with m.Else():
+            m.d.comb += [risk.notional_size_slot.eq(leg_b_slot), risk.notional_size.eq(leg_b_shares)]
         for name in RISK_COUNTERS + ("notional_slow",):
             m.d.comb += bank[f"risk.{name}"].value.eq(getattr(risk, name))
         reject = bank["risk.reject"]

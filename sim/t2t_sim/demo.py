@@ -50,7 +50,7 @@ def main():
     print(f"card: register map version {card.read('id.version')}, hash {card.read('id.map_hash'):#010x} "
           f"(matches the host), {trading.slot_capacity(card)} symbol slots")
     loop = closed_loop_for(strategy)
-    replay = Replay(symbols=list(strategy.thresholds.symbols), thresholds=strategy.thresholds,
+    replay = Replay(symbols=strategy.thresholds.traded_symbols, thresholds=strategy.thresholds,
                     risk=strategy.risk, ab=True, card=card, loop=loop)
     result = replay.run(SAMPLE)
     print(f"replayed {SAMPLE.name}: {result.messages} ITCH messages in {result.frames} frames on feeds A and B, "

@@ -329,24 +329,54 @@ def describe_rule(registers):
     }
 
 
-def set_rules(card, rules):
-    """Stage ``rules`` (``{slot: register values}``) and apply them all in one cycle (one ``rules_commit``);
-    the other slots keep their rules."""
+#: The pair rule's registers (block ``pair``), in the order :func:`pair_writes` writes them.
+PAIR_FIELDS = ("flags", "ratio", "upper", "lower", "shares_a", "shares_b", "time_in_force", "cooldown")
+
+
+def pair_registers(pair, slot_map):
+    """Register values (``{PAIR_FIELDS name: value}``) of a :class:`~t2t.config.trading.PairConfig`, or of a
+    pair rule that never fires when ``pair`` is None. Signed bands go as 32-bit two's complement."""
+    if pair is None:
+        return dict.fromkeys(PAIR_FIELDS, 0)
+    slot_a, slot_b = slot_map.slot_of(pair.leg_a), slot_map.slot_of(pair.leg_b)
+    return {
+        "flags": int(pair.enabled) | slot_a << 8 | slot_b << 16,
+        "ratio": pair.ratio_q16,
+        "upper": pair.upper & 0xFFFFFFFF,
+        "lower": pair.lower & 0xFFFFFFFF,
+        "shares_a": pair.shares_a,
+        "shares_b": pair.shares_b,
+        "time_in_force": pair.time_in_force,
+        "cooldown": pair.cooldown_cycles,
+    }
+
+
+def pair_writes(registers):
+    """The writes that stage the pair rule ``registers`` (applied at the next ``strategy.rules_commit``)."""
+    return [*((f"pair.{name}", registers[name]) for name in PAIR_FIELDS), ("pair.rule_write", 1)]
+
+
+def set_rules(card, rules, pair=None):
+    """Stage ``rules`` (``{slot: register values}``) and, if given, the pair rule's registers, and apply them all
+    in one cycle (one ``rules_commit``); the other slots keep their rules (and the pair its rule)."""
     writes = []
     for slot, registers in sorted(rules.items()):
         writes += rule_writes(slot, registers)
+    if pair is not None:
+        writes += pair_writes(pair)
     writes.append(("strategy.rules_commit", 1))
     apply_writes(card, writes)
 
 
 def load_thresholds(card, config: ThresholdsConfig, slot_map):
-    """Stage every symbol's rule, then apply them all in one cycle (``rules_commit``). Slots of the map without a
-    rule in ``config`` get a disabled rule, so nothing left from an earlier load keeps trading. A symbol of
-    ``config`` without a slot refuses the whole load before anything is written."""
-    unknown = set(config.symbols) - set(slot_map.symbols)
+    """Stage every symbol's rule and the pair rule, then apply them all in one cycle (``rules_commit``). Slots of
+    the map without a rule in ``config`` get a disabled rule, and the pair rule is disabled when ``config`` has
+    none, so nothing left from an earlier load keeps trading. A symbol of ``config`` (a pair leg included)
+    without a slot refuses the whole load before anything is written."""
+    unknown = set(config.traded_symbols) - set(slot_map.symbols)
     if unknown:
         raise TradingError(f"no slot for {', '.join(sorted(unknown))}: nothing was applied")
-    set_rules(card, thresholds_rules(config, slot_map))
+    set_rules(card, thresholds_rules(config, slot_map), pair_registers(config.pair, slot_map))
 
 
 def thresholds_rules(config: ThresholdsConfig, slot_map):

@@ -165,6 +165,17 @@ def test_output_held_back_then_both_legs_wait_and_none_is_lost():
     assert [order["slot"] for _cycle, order in orders] == [1, 2]
 
 
+def test_update_arriving_while_legs_are_under_way_then_both_legs_carry_the_trigger_of_their_evaluation():
+    # The legs of one signal are one decision: a later update of a leg (which triggers the next evaluation) must
+    # not lend its timestamp to leg B, or B's tick-to-trade figure would count from the wrong update.
+    schedule = SETUP + spaced({"bbo": bbo(2, 100_6000, 100_7000)}) + [
+        {"bbo": bbo(1, 151_0600, 151_0700, timestamp=7)}] + [{}] * (PAIR_LATENCY - 1) + [
+        {"bbo": bbo(2, 100_6000, 100_7000, timestamp=8)}] + [{}] * 20
+    _events, orders, counters = run_pair(schedule, out_ready=lambda cycle: cycle % 3 == 0)
+    assert counters["signals"] == 2
+    assert [order["timestamp"] for _cycle, order in orders] == [7, 7, 8, 8]
+
+
 def test_random_spaced_updates_then_same_legs_and_counters_as_model():
     rng = random.Random(3)
     rules = [RULE, PairRule(**{**RULE.fields(), "ratio": 0x10000, "upper": 20, "lower": -20, "cooldown": 40}),

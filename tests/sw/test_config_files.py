@@ -63,6 +63,63 @@ def test_a_bad_thresholds_file_is_refused_whole_naming_every_line_and_field(tmp_
     assert len(refused.value.problems) == 5
 
 
+def test_pair_section_is_read_exactly_with_signed_bands_and_a_q16_ratio(tmp_path):
+    path = write(tmp_path, """
+        symbols:
+          AAPL: {buy_below: 10.00, shares: 10}
+        pair:
+          leg_a: TSLA
+          leg_b: MSFT
+          ratio: 0.4
+          upper: 1.25
+          lower: -0.0001
+          shares_a: 100
+          shares_b: 40
+          cooldown_cycles: 900
+    """)
+    config = load_thresholds(path, KNOWN)
+    pair = config.pair
+    # 0.4 x 65536 = 26214.4: the nearest Q16.16 step.
+    assert (pair.leg_a, pair.leg_b, pair.ratio_q16, pair.upper, pair.lower) == ("TSLA", "MSFT", 26214, 12_500, -1)
+    assert (pair.shares_a, pair.shares_b, pair.time_in_force, pair.cooldown_cycles, pair.enabled) == (
+        100, 40, 0, 900, True)
+    assert config.traded_symbols == ["AAPL", "TSLA", "MSFT"]
+    assert load_thresholds(write(tmp_path, "symbols: {AAPL: {buy_below: 1.00, shares: 1}}\n", "t.yaml")).pair is None
+
+
+def test_a_bad_pair_section_is_refused_naming_each_field(tmp_path):
+    path = write(tmp_path, """
+        symbols: {}
+        pair:
+          leg_a: AAPL
+          leg_b: AAPL
+          ratio: -2
+          upper: 1.00001
+          lower: 0.50
+          shares_a: 0
+          colour: red
+    """)
+    with pytest.raises(ConfigError) as refused:
+        load_thresholds(path, KNOWN)
+    text = str(refused.value)
+    assert f"{path}:4: pair.leg_b: the two legs must be different symbols" in text
+    assert f"{path}:5: pair.ratio: '-2' is not a positive decimal" in text
+    assert f"{path}:6: pair.upper: '1.00001' is not an amount in dollars" in text
+    assert f"{path}:8: pair.shares_a: 0 is outside 1.." in text
+    assert f"{path}:9: pair.colour: unknown field" in text
+    assert "pair.shares_b: missing" in text
+    assert len(refused.value.problems) == 6
+    lower_above_upper = write(tmp_path, """
+        symbols: {}
+        pair: {leg_a: AAPL, leg_b: ZZZZ, ratio: 1, upper: -1.00, lower: 1.00, shares_a: 1, shares_b: 1}
+    """, "t.yaml")
+    with pytest.raises(ConfigError) as refused:
+        load_thresholds(lower_above_upper, KNOWN)
+    text = str(refused.value)
+    assert "pair.leg_b: unknown symbol 'ZZZZ'" in text
+    assert "pair.lower: lower (1.0000) is above upper (-1.0000)" in text
+
+
 @pytest.mark.parametrize("line, message", [
     ("    buy_below: -1", "is not a price"),
     ("    buy_below: 1e3", "is not a price"),

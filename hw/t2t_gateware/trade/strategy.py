@@ -518,10 +518,12 @@ class PairStrategy(wiring.Component):
         with m.If(trigger):
             m.d.sync += [event.timestamp.eq(tap.timestamp), event.stamp.eq(tap.stamp)]
 
-        # Stage 1: partial products of ratio x ask(B) and ratio x bid(B); the legs as they are now.
+        # Stage 1: partial products of ratio x ask(B) and ratio x bid(B); the legs as they are now, and the last
+        # update that triggered (both legs carry it, whatever triggers while they are under way).
         snap = [Signal(leg_layout, name=f"snap_{name}") for name in "ab"]
+        snap_event = Signal.like(event)
         with m.If(stage == 1):
-            m.d.sync += [snap[0].eq(legs[0]), snap[1].eq(legs[1])]
+            m.d.sync += [snap[0].eq(legs[0]), snap[1].eq(legs[1]), snap_event.eq(event)]
         rich_product = _product(m, "ratio_ask_b", rule.ratio, legs[1].ask)
         cheap_product = _product(m, "ratio_bid_b", rule.ratio, legs[1].bid)
 
@@ -586,8 +588,8 @@ class PairStrategy(wiring.Component):
             o_order.payload.shares.eq(Mux(leg_b, rule.shares_b, rule.shares_a)),
             o_order.payload.price.eq(Mux(leg_sells, leg.bid, leg.ask)),
             o_order.payload.time_in_force.eq(rule.time_in_force),
-            o_order.payload.timestamp.eq(event.timestamp),
-            o_order.payload.stamp.eq(event.stamp),
+            o_order.payload.timestamp.eq(snap_event.timestamp),
+            o_order.payload.stamp.eq(snap_event.stamp),
             o_order.payload.more_legs.eq(~leg_b),
         ]
 

@@ -124,10 +124,15 @@ def _thresholds_load(args):
         new = trading.thresholds_rules(config, slot_map)
         changes = _changes(slot_map, session.known()["rules"], new)
         if not args.dry_run:
-            trading.set_rules(session.card, new)
+            trading.set_rules(session.card, new, trading.pair_registers(config.pair, slot_map))
         if session.note and not args.json:
             warn(session.note)
     _print_changes(changes, not args.dry_run, args.json)
+    if config.pair is not None and not args.json:
+        pair = config.pair
+        print(f"pair: {pair.leg_a}/{pair.leg_b} ratio {pair.ratio_q16}/65536, band {format_price(pair.lower)}.."
+              f"{format_price(pair.upper)}, legs {pair.shares_a}/{pair.shares_b} shares"
+              f"{'' if pair.enabled else ' (disabled)'}" + ("" if args.dry_run else " (staged in the same commit)"))
     return 0
 
 

@@ -68,9 +68,9 @@ def replay_command(args):
     if args.symbols:
         symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     elif not args.all:
-        symbols = list(strategy.thresholds.symbols) if strategy else None
+        symbols = strategy.thresholds.traded_symbols if strategy else None
     if strategy and symbols is not None:
-        symbols = list(dict.fromkeys(list(strategy.thresholds.symbols) + symbols))
+        symbols = list(dict.fromkeys(strategy.thresholds.traded_symbols + symbols))
     if not pathlib.Path(args.input).exists():
         raise CliError(f"{args.input}: no such file", exit_code=2)
     loop = None

@@ -11,6 +11,17 @@ thresholds.yaml::
         time_in_force: ioc       # ioc (default), day (market hours) or system
         cooldown_cycles: 1000    # silence after a signal, per side; or one_shot: true
         enabled: true
+    pair:                        # optional: one pair rule (statistical arbitrage on two symbols)
+      leg_a: AAPL
+      leg_b: MSFT
+      ratio: 0.5                 # shares of B per share of A: the card holds it as Q16.16 (nearest 1/65536)
+      upper: 1.25                # A rich (bid(A) - ratio x ask(B) > upper, dollars): sell A, buy B
+      lower: -1.25               # A cheap (ask(A) - ratio x bid(B) < lower): buy A, sell B
+      shares_a: 100
+      shares_b: 50
+      time_in_force: ioc
+      cooldown_cycles: 15625
+      enabled: true
 
 risk.yaml::
 
@@ -31,11 +42,14 @@ symbols.yaml (the symbol directory: which stock locate each symbol has in today'
 Every symbol must be known (listed in the symbols file the host loaded from R messages or a directory file).
 """
 
+import decimal
+import re
 from dataclasses import dataclass
 
+from ..trade.reference import RATIO_FRACTION_BITS
 from .schema import Problem, Reader, compose_file, format_price
 
-__all__ = ["SymbolThresholds", "ThresholdsConfig", "RiskConfig", "SymbolDirectory", "load_thresholds", "load_risk",
+__all__ = ["SymbolThresholds", "PairConfig", "ThresholdsConfig", "RiskConfig", "SymbolDirectory", "load_thresholds", "load_risk",
            "load_directory", "TIME_IN_FORCE", "MAX_LOCATE"]
 
 #: OUCH 4.2 time-in-force values.
@@ -45,6 +59,10 @@ _SYMBOL = r"^[A-Z][A-Z0-9 .]{0,7}$"
 MAX_LOCATE = 0xFFFF
 _THRESHOLD_FIELDS = {"buy_below", "sell_above", "shares", "offset_ticks", "time_in_force", "cooldown_cycles",
                      "one_shot", "enabled"}
+_PAIR_FIELDS = {"leg_a", "leg_b", "ratio", "upper", "lower", "shares_a", "shares_b", "time_in_force",
+                "cooldown_cycles", "enabled"}
+_RATIO = re.compile(r"^\d+(\.\d+)?$")
+_SIGNED_PRICE = re.compile(r"^-?\d+(\.\d{1,4})?$")
 _RISK_FIELDS = {"max_shares_per_order", "max_notional_per_order", "collar_ticks", "max_orders",
                 "duplicate_window_cycles", "kill_after", "positions", "restricted"}
 
@@ -63,8 +81,29 @@ class SymbolThresholds:
 
 
 @dataclass(frozen=True)
+class PairConfig:
+    leg_a: str
+    leg_b: str
+    ratio_q16: int           # shares of B per share of A, unsigned Q16.16
+    upper: int               # Price(4) ticks, signed
+    lower: int               # Price(4) ticks, signed
+    shares_a: int
+    shares_b: int
+    time_in_force: int
+    cooldown_cycles: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class ThresholdsConfig:
     symbols: dict  # symbol -> SymbolThresholds
+    pair: PairConfig | None = None
+
+    @property
+    def traded_symbols(self):
+        """Every symbol the file trades: the threshold rules' and the pair's legs, each once, in file order."""
+        legs = (self.pair.leg_a, self.pair.leg_b) if self.pair else ()
+        return list(dict.fromkeys([*self.symbols, *legs]))
 
 
 @dataclass(frozen=True)
@@ -123,10 +162,77 @@ def _known_symbol(reader, node, field, symbol, known):
     return True
 
 
+def _time_in_force(reader, entries, field):
+    if "time_in_force" not in entries:
+        return TIME_IN_FORCE["ioc"]
+    tif = reader.text(entries["time_in_force"][1], f"{field}.time_in_force")
+    if tif not in TIME_IN_FORCE:
+        reader.problem(entries["time_in_force"][1], f"{field}.time_in_force",
+                       f"{tif!r} is not one of {', '.join(TIME_IN_FORCE)}")
+        return None
+    return TIME_IN_FORCE[tif]
+
+
+def _signed_price(reader, node, field):
+    """Signed dollars (``-1.25``) as Price(4) ticks, exactly, within 32-bit two's complement."""
+    text = reader.scalar_text(node, field)
+    if text is None:
+        return None
+    if not _SIGNED_PRICE.match(text):
+        reader.problem(node, field, f"{text!r} is not an amount in dollars like -1.25 (at most 4 decimals)")
+        return None
+    ticks = int(decimal.Decimal(text) * 10_000)
+    if not -(1 << 31) <= ticks < (1 << 31):
+        reader.problem(node, field, f"{text} is outside the card's signed 32-bit Price(4) range")
+        return None
+    return ticks
+
+
+def _load_pair(reader, node, known_symbols):
+    field = "pair"
+    entries = reader.mapping(node, field, allowed=_PAIR_FIELDS,
+                             required=("leg_a", "leg_b", "ratio", "upper", "lower", "shares_a", "shares_b"))
+    value = {}
+    for name in ("leg_a", "leg_b"):
+        value[name] = None
+        if name in entries:
+            leg = reader.text(entries[name][1], f"{field}.{name}", _SYMBOL, "a stock symbol")
+            if leg is not None and _known_symbol(reader, entries[name][1], f"{field}.{name}", leg, known_symbols):
+                value[name] = leg
+    if value["leg_a"] is not None and value["leg_a"] == value["leg_b"]:
+        reader.problem(entries["leg_b"][1], f"{field}.leg_b", "the two legs must be different symbols")
+    value["ratio_q16"] = None
+    if "ratio" in entries:
+        text = reader.scalar_text(entries["ratio"][1], f"{field}.ratio")
+        if text is not None and not _RATIO.match(text):
+            reader.problem(entries["ratio"][1], f"{field}.ratio", f"{text!r} is not a positive decimal like 0.5")
+        elif text is not None:
+            q16 = int((decimal.Decimal(text) * (1 << RATIO_FRACTION_BITS)).to_integral_value(decimal.ROUND_HALF_EVEN))
+            if not 1 <= q16 < (1 << 32):
+                reader.problem(entries["ratio"][1], f"{field}.ratio",
+                               f"{text} is outside what Q16.16 holds (1/65536 up to 65535.99998)")
+            else:
+                value["ratio_q16"] = q16
+    for name in ("upper", "lower"):
+        value[name] = _signed_price(reader, entries[name][1], f"{field}.{name}") if name in entries else None
+    if value["upper"] is not None and value["lower"] is not None and value["lower"] > value["upper"]:
+        reader.problem(entries["lower"][1], f"{field}.lower",
+                       f"lower ({format_price(value['lower'])}) is above upper ({format_price(value['upper'])}): "
+                       f"both directions would signal at once")
+    for name in ("shares_a", "shares_b"):
+        value[name] = reader.integer(entries[name][1], f"{field}.{name}", minimum=1) if name in entries else None
+    value["time_in_force"] = _time_in_force(reader, entries, field)
+    value["cooldown_cycles"] = (reader.integer(entries["cooldown_cycles"][1], f"{field}.cooldown_cycles")
+                                if "cooldown_cycles" in entries else 0)
+    value["enabled"] = (reader.boolean(entries["enabled"][1], f"{field}.enabled")
+                        if "enabled" in entries else True)
+    return value
+
+
 def load_thresholds(path, known_symbols=None):
     """Read and validate a thresholds file; raise :class:`ConfigError` listing every problem."""
     reader = Reader(path)
-    root = reader.mapping(compose_file(path), "", allowed={"symbols"}, required=("symbols",))
+    root = reader.mapping(compose_file(path), "", allowed={"symbols", "pair"}, required=("symbols",))
     symbols = {}
     if "symbols" in root:
         for symbol, (key_node, node) in reader.mapping(root["symbols"][1], "symbols").items():
@@ -144,14 +250,7 @@ def load_thresholds(path, known_symbols=None):
                                if "shares" in entries else None)
             value["offset_ticks"] = (reader.integer(entries["offset_ticks"][1], f"{field}.offset_ticks",
                                                     maximum=0xFFFF) if "offset_ticks" in entries else 0)
-            tif = "ioc"
-            if "time_in_force" in entries:
-                tif = reader.text(entries["time_in_force"][1], f"{field}.time_in_force")
-                if tif not in TIME_IN_FORCE:
-                    reader.problem(entries["time_in_force"][1], f"{field}.time_in_force",
-                                   f"{tif!r} is not one of {', '.join(TIME_IN_FORCE)}")
-                    tif = None
-            value["time_in_force"] = TIME_IN_FORCE.get(tif)
+            value["time_in_force"] = _time_in_force(reader, entries, field)
             value["cooldown_cycles"] = (reader.integer(entries["cooldown_cycles"][1], f"{field}.cooldown_cycles")
                                         if "cooldown_cycles" in entries else 0)
             value["one_shot"] = (reader.boolean(entries["one_shot"][1], f"{field}.one_shot")
@@ -163,9 +262,11 @@ def load_thresholds(path, known_symbols=None):
                 reader.problem(node, field, f"buy_below ({format_price(buy)}) must be below sell_above "
                                             f"({format_price(sell)}), or one signal buys and sells at once")
             symbols[symbol] = value
+    pair = _load_pair(reader, root["pair"][1], known_symbols) if "pair" in root else None
     reader.check()
     return ThresholdsConfig(symbols={symbol: SymbolThresholds(symbol=symbol, **value)
-                                     for symbol, value in symbols.items()})
+                                     for symbol, value in symbols.items()},
+                            pair=PairConfig(**pair) if pair is not None else None)
 
 
 def load_risk(path, known_symbols=None):

@@ -12,7 +12,7 @@ Roles:
 * ``monitor`` reads only (registers, the slot table, depth, the server's copy of the order/reject/gap logs, the
   rules and positions it knows);
 * ``trader`` also writes what trading needs day to day: the threshold rules and arming (the whole ``strategy``
-  block), the symbol slots (``book.symbol``, ``book.slot``, the view selectors ``book.slot_view`` and
+  block), the pair rule (``pair``), the symbol slots (``book.symbol``, ``book.slot``, the view selectors ``book.slot_view`` and
   ``book.depth_select``, ``itch.subscribe``) and the feed settings (``feed``, and commits the ``feed`` group);
   nothing of ``risk``;
 * ``risk`` writes everything: risk limits, positions, the kill switch and its rearm, ``control.*``, the order
@@ -33,7 +33,7 @@ __all__ = ["ROLES", "ROLE_WRITE_ALLOW", "AuthorizedFileError", "Client", "Refuse
 #: What each role may write: block names or ``block.register`` paths; ``*`` is everything.
 ROLE_WRITE_ALLOW = {
     "monitor": frozenset(),
-    "trader": frozenset({"feed", "id.scratch", "strategy", "book.symbol", "book.slot", "book.slot_view",
+    "trader": frozenset({"feed", "id.scratch", "strategy", "pair", "book.symbol", "book.slot", "book.slot_view",
                          "book.depth_select", "itch.subscribe"}),
     "risk": frozenset({"*"}),
 }
