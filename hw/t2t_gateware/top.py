@@ -260,14 +260,18 @@ whether it passes or refuses them). Single clock domain ``sync``.
         # The gate keeps a notional cap per order size: register each threshold rule's size as it is written, and
         # both legs' sizes of the pair rule (leg A in the write's cycle, leg B in the next: two register writes
         # are always more than a cycle apart, so the three sources never meet).
-        pair_write = bank["pair.rule_write"].strobe
+        # A size of 0 (a disabled rule's) is never registered: no order has 0 shares, and it would take the place
+        # of a real size among the slot's kept ones.
+        rule_write = bank["strategy.rule_write"].strobe & (bank["strategy.rule_shares"].value != 0)
+        pair_write = bank["pair.rule_write"].strobe & pair_flags.field("enable")
         leg_b_pending = Signal()
         leg_b_slot = Signal.like(risk.notional_size_slot)
         leg_b_shares = Signal.like(risk.notional_size)
-        m.d.sync += leg_b_pending.eq(pair_write)
+        m.d.sync += leg_b_pending.eq(pair_write & (bank["pair.shares_b"].value != 0))
         with m.If(pair_write):
             m.d.sync += [leg_b_slot.eq(pair_flags.field("slot_b")), leg_b_shares.eq(bank["pair.shares_b"].value)]
-        m.d.comb += risk.notional_size_we.eq(bank["strategy.rule_write"].strobe | pair_write | leg_b_pending)
+        m.d.comb += risk.notional_size_we.eq(
+            rule_write | (pair_write & (bank["pair.shares_a"].value != 0)) | leg_b_pending)
         with m.If(bank["strategy.rule_write"].strobe):
             m.d.comb += [risk.notional_size_slot.eq(bank["strategy.rule_slot"].value),
                          risk.notional_size.eq(bank["strategy.rule_shares"].value)]

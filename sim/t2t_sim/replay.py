@@ -231,7 +231,7 @@ class Replay:
             result.counters = {name: card.read(name) for name in (
                 "itch.events", "book.bbo_updates", "strategy.signals", "strategy.disarmed", "risk.accepted",
                 "orders.sent", "orders.log_dropped", "risk.reject_log_dropped", "moldudp64.gaps",
-                "moldudp64.duplicates", "book.table_overflows", "book.unknown_refs")}
+                "moldudp64.duplicates", "book.table_overflows", "book.unknown_refs", "risk.notional_slow")}
         finally:
             if own_card:
                 card.close()

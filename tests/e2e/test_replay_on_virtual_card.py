@@ -84,6 +84,9 @@ def test_orders_on_the_wire_match_the_order_log_and_the_config(session, strategy
     assert result.latency.max == max(order.latency_cycles for order in result.orders)
     restricted = [r for r in result.rejects if r.symbol == "TSLA"]
     assert all(r.reason == "restricted" for r in restricted)
+    # Every rule's size was registered with the gate as the rules were loaded (the disabled rules and the disabled
+    # pair rule register nothing that could push them out): no order waited for the gate's divider.
+    assert result.counters["risk.notional_slow"] == 0
 
 
 def test_a_threshold_change_applies_at_the_commit_and_not_before(session, strategy):
