@@ -2,7 +2,7 @@
 
 import pytest
 import yaml
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.sim import Simulator
 
 from t2t.regmap import RegisterMap, RegmapError, parse_regmap
@@ -245,6 +245,45 @@ def test_reading_a_read_only_register_pulses_read_strobe():
             pulses += ctx.get(magic.read_strobe)
         assert pulses == 1
     run(tb)
+
+
+@pytest.mark.parametrize("arrival", range(6))
+def test_pop_on_read_queue_then_an_entry_arriving_during_the_read_is_read_once_never_lost(arrival):
+    # A queue read through id.counter (value = head or 0, popped by read_strobe); one entry arrives ``arrival``
+    # cycles after the first read starts. Three reads in a row must return it exactly once (the bug this guards
+    # against: a pop one cycle after the value was taken removed an entry that arrived in between, unread).
+    from amaranth.lib.fifo import SyncFIFOBuffered
+
+    entry = 0x5A5A_0001
+
+    def extra(m, bank):
+        m.submodules.queue = queue = SyncFIFOBuffered(width=64, depth=4)
+        counter = bank["id.counter"]
+        m.d.comb += [counter.value.eq(Mux(queue.r_rdy, queue.r_data, 0)), queue.r_en.eq(counter.read_strobe)]
+        bank.queue = queue
+
+    async def tb(ctx, regmap, bank):
+        queue = bank.queue
+        ctx.set(bank.axil.araddr, regmap["id.counter"].address)
+        ctx.set(bank.axil.arvalid, 1)
+        ctx.set(bank.axil.rready, 1)
+        cycle, values = 0, []
+        while len(values) < 3 and cycle < 60:
+            ctx.set(queue.w_en, cycle == arrival)
+            ctx.set(queue.w_data, entry)
+            address_taken = ctx.get(bank.axil.arvalid) and ctx.get(bank.axil.arready)
+            answered = ctx.get(bank.axil.rvalid)
+            if answered:
+                values.append(ctx.get(bank.axil.rdata))
+            await ctx.tick()
+            cycle += 1
+            if address_taken:
+                ctx.set(bank.axil.arvalid, 0)
+            if answered:
+                ctx.set(bank.axil.arvalid, 1)
+        assert len(values) == 3 and values.count(entry) == 1 and values.count(0) == 2, values
+
+    run(tb, extra)
 
 
 @pytest.mark.parametrize("mutation, message", [

@@ -17,7 +17,8 @@ class RegisterPort:
     staged register); for ``w1c`` the sticky bits; for ``strobe`` the last value written.
     ``set`` (``w1c`` only): bits to set this cycle (setting wins over a clear in the same cycle).
     ``strobe`` (``strobe`` only): high for one cycle after a write.
-    ``read_strobe`` (``ro`` only): high for one cycle when word 0 is read, for pop-on-read FIFOs.
+    ``read_strobe`` (``ro`` only): high in the one cycle word 0's value is taken for the answer, for pop-on-read
+    FIFOs: what is popped is exactly what was read (an entry arriving in the read's last cycle is not lost).
     """
 
     def __init__(self, register):
@@ -165,9 +166,6 @@ class RegisterBank(wiring.Component):
             m.d.sync += read_addr.eq(bus.araddr[2:])
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
-        for port in self.ports.values():
-            if port.register.access == "ro":
-                m.d.sync += port.read_strobe.eq(0)
 
         read_hits = decode("read_hit", read_addr)
         terms = []
@@ -194,7 +192,9 @@ class RegisterBank(wiring.Component):
                     if reg.words > 1:
                         m.d.sync += read_shadow[reg.path].eq(staged.get(reg.path, port.value)[32:])
                     if reg.access == "ro":
-                        m.d.sync += port.read_strobe.eq(1)
+                        # In the cycle the value is captured: a pop a cycle later could take an entry that
+                        # arrived in between (the queue read empty), never read by anyone.
+                        m.d.comb += port.read_strobe.eq(1)
         return m
 
     @staticmethod

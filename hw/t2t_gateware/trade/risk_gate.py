@@ -452,8 +452,9 @@ class RiskGate(wiring.Component):
                 write.en.eq((accept_r & (s1.side == side)) | position_now),
             ]
 
-        # Order bucket: a token every refill_cycles cycles, counted from reset. period_cycles counts the cycles of
-        # the current period, this one included.
+        # Order bucket: a token every refill_cycles cycles, counted from the first cycle refill_cycles is not 0
+        # (while it is 0, its reset value, the count stands at 1). period_cycles counts the cycles of the current
+        # period, this one included.
         period_cycles = Signal(33, init=1)
         period_end = period_cycles >= limits.refill_cycles
         refill = period_end & (limits.refill_cycles != 0)

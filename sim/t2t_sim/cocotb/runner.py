@@ -1,5 +1,6 @@
 """Launch cocotb test modules from pytest against the Verilated top level, through ``cocotb_tools.runner``."""
 
+import fcntl
 import hashlib
 import os
 import pathlib
@@ -26,7 +27,10 @@ def run_cocotb_test(test_module, test_dir, testcase=None):
     saved = {name: os.environ.get(name) for name in verilator_settings()}
     os.environ.update(verilator_settings())
     try:
-        runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=BUILD_ARGS)
+        # Several cocotb test files share the build; pytest workers running them at once take turns building it.
+        with open(cache_dir() / f"cocotb-{digest}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=BUILD_ARGS)
     finally:
         for name, value in saved.items():
             if value is None:

@@ -290,7 +290,9 @@ class RiskGateModel:
     :data:`BUCKET_DELAY` = 0). An accepted order's token is taken at the end of the cycle after its decision cycle
     ``decided`` (when its ``valid`` rose): :data:`TOKEN_DELAY` cycles after ``cycle``, or later for an order that
     waited for the gateware's divider. The bucket refills at the end of every cycle
-    ``k * refill_cycles - 1`` counted from reset (cycle 0). Whether an order waits for the divider changes only
+    ``k * refill_cycles - 1`` counted from cycle 0, which is the first cycle a non-zero ``refill_cycles`` is in
+    force on the card (the gateware's period count stands still while ``refill_cycles`` is 0, its reset value):
+    callers pass cycles relative to it. Whether an order waits for the divider changes only
     when its token is taken, never the decision: the notional check is exact either way.
     """
     symbols: int
