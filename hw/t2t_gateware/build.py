@@ -18,6 +18,8 @@ import time
 
 import yaml
 
+from .top import SYMBOLS
+
 __all__ = ["build_board", "BOARDS", "REPO_ROOT"]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -76,6 +78,7 @@ def _summarize(nextpnr_report, board, seconds):
         "device": board["platform_class"].device,
         "package": board["platform_class"].package,
         "core_clock_constraint_mhz": board["core_clock_mhz"],
+        "symbols": board.get("symbols", SYMBOLS),
         "fmax_mhz": core["fmax_mhz"] if core else None,
         "timing_met": all(c["met"] for c in clocks.values()) if clocks else False,
         "clocks": clocks,
@@ -86,14 +89,17 @@ def _summarize(nextpnr_report, board, seconds):
     }
 
 
-def build_board(name, output=None, pack=True):
-    """Build ``name``'s bitstream into ``output`` (default ``bitstreams/<name>``); return the report dict."""
+def build_board(name, output=None, pack=True, symbols=None):
+    """Build ``name``'s bitstream into ``output`` (default ``bitstreams/<name>``); return the report dict.
+    ``symbols`` overrides the number of symbol slots of the top level (default: the board's, else 8)."""
     from .boards.harness import SynthesisHarness
 
     for variable, tool in YOWASP_TOOLS.items():
         os.environ.setdefault(variable, tool)
     board = load_board(name)
     board["name"] = name
+    if symbols is not None:
+        board["symbols"] = symbols
     output = pathlib.Path(output or REPO_ROOT / "bitstreams" / name)
     build_dir = output / "build"
     platform = board["platform_class"]()
@@ -117,8 +123,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Build a Tick2Trade bitstream with Yosys/nextpnr (YoWASP).")
     parser.add_argument("--board", default="ecpix5_85", choices=BOARDS)
     parser.add_argument("--output", help="output folder (default bitstreams/BOARD)")
+    parser.add_argument("--symbols", type=int, help="symbol slots of the top level (default 8)")
     args = parser.parse_args(argv)
-    report = build_board(args.board, args.output)
+    report = build_board(args.board, args.output, symbols=args.symbols)
     print(f"{args.board}: Fmax {report['fmax_mhz']} MHz against {report['core_clock_constraint_mhz']} MHz "
           f"({'met' if report['timing_met'] else 'NOT met'}); "
           + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in sorted(report["utilization"].items())))

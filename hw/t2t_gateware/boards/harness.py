@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
-from ..top import Tick2TradeTop
+from ..top import SYMBOLS, Tick2TradeTop
 
 __all__ = ["SynthesisHarness"]
 
@@ -53,7 +53,7 @@ class SynthesisHarness(wiring.Component):
         # nextpnr derives the core clock's constraint from the PLL's FREQUENCY_PIN attributes.
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
 
-        m.submodules.core = core = Tick2TradeTop()
+        m.submodules.core = core = Tick2TradeTop(symbols=board.get("symbols", SYMBOLS))
         inputs, outputs = [], []
         for _, member, value in core.signature.flatten(core):
             (inputs if member.flow == wiring.In else outputs).append(value)
