@@ -11,6 +11,7 @@ import pytest
 
 from t2t.book.reference import bbo_changes_of_binaryfile
 from t2t.config import load_risk, load_thresholds
+from t2t.config.schema import format_price
 from t2t.feed.generator import write_session
 from t2t.trade.reference import PairRule, PairStrategyModel
 from t2t.card import Card
@@ -43,11 +44,6 @@ def spread_band(path, locate_a, locate_b):
     return ratio, rich[len(rich) * 85 // 100], cheap[len(cheap) * 15 // 100]
 
 
-def dollars(ticks):
-    sign = "-" if ticks < 0 else ""
-    return f"{sign}{abs(ticks) // 10_000}.{abs(ticks) % 10_000:04d}"
-
-
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pair")
@@ -60,8 +56,8 @@ def replayed(tmp_path_factory):
           leg_a: AAPL
           leg_b: MSFT
           ratio: {decimal.Decimal(ratio) / RATIO_ONE}
-          upper: {dollars(upper)}
-          lower: {dollars(lower)}
+          upper: {format_price(upper)}
+          lower: {format_price(lower)}
           shares_a: 100
           shares_b: 37
           cooldown_cycles: 500
