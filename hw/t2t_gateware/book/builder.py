@@ -6,12 +6,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..streams import STAMP_BITS, BboUpdate, EventKind, ItchEvent
+from .ladder import DepthLadder
 
 __all__ = ["COUNTERS", "LATENCY", "REPLACE_LATENCY", "BookBuilder"]
 
 #: Wrapping 32-bit counter ports of :class:`BookBuilder`.
 COUNTERS = ("events", "adds", "executes", "cancels", "deletes", "replaces", "unknown_refs", "duplicate_refs",
-            "table_overflows", "tops_unknown", "bbo_updates")
+            "table_overflows", "tops_unknown", "bbo_updates", "refills", "ladder_misses")
 
 #: Cycles from an event's handshake on ``i_event`` to its update being valid on ``o_bbo`` (A/F, E, C, X, D).
 LATENCY = 5
@@ -40,8 +41,11 @@ def _side_layout(levels):
 
 class _Pass(data.Struct):
     """One trip of an event through the order table. A replace makes two: the second (``insert``) puts the new
-    order, ``ref``, in its set."""
+    order, ``ref``, in its set. A ``refill`` pass touches no table entry: it brings the level at ``price``
+    (``shares``, ``orders``) from the depth ladder in behind the kept levels of ``side``."""
     add: 1
+    refill: 1
+    orders: _ORDERS_BITS
     execute: 1
     cancel: 1
     delete: 1
@@ -133,7 +137,7 @@ class BookBuilder(wiring.Component):
     or an order arrives at a price better than every dropped level.
     """
 
-    def __init__(self, *, symbols=8, orders=8192, ways=2, levels=8):
+    def __init__(self, *, symbols=8, orders=8192, ways=4, levels=8, ladder_ticks=512):
         for name, value in (("orders", orders), ("ways", ways)):
             if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value}")
@@ -143,10 +147,13 @@ class BookBuilder(wiring.Component):
             raise ValueError(f"orders ({orders}) must be at least ways ({ways})")
         if levels < 1:
             raise ValueError(f"levels must be at least 1, not {levels}")
+        if ladder_ticks and (ladder_ticks < 2 or ladder_ticks & (ladder_ticks - 1)):
+            raise ValueError(f"ladder_ticks must be 0 (no ladder) or a power of two, not {ladder_ticks}")
         self.symbols = symbols
         self.orders = orders
         self.ways = ways
         self.levels = levels
+        self.ladder_ticks = ladder_ticks
         self._bbo_depth = 8
         self._set_bits = (orders // ways).bit_length() - 1
         ports = {
@@ -170,7 +177,7 @@ class BookBuilder(wiring.Component):
         bucket_layout = data.ArrayLayout(entry_layout, W)
         side_layout = _side_layout(N)
         book_layout = data.ArrayLayout(side_layout, 2)          # one slot: [0] bid, [1] ask
-        counts = {name: Signal(32, name=f"count_{name}") for name in COUNTERS}
+        counts = {name: Signal(32, name=f"count_{name}") for name in COUNTERS if name != "ladder_misses"}
         for name, counter in counts.items():
             m.d.comb += getattr(self, name).eq(counter)
 
@@ -228,10 +235,14 @@ class BookBuilder(wiring.Component):
         start = Signal(_Pass)
         starting = Signal()
         payload = self.i_event.payload
-        m.d.comb += self.i_event.ready.eq(room & ~valid_b & ~replace_pending)
+        # A refill the depth ladder found goes in before the next event (see "Refills" below).
+        inject, refill = Signal(), Signal(_Pass)
+        m.d.comb += self.i_event.ready.eq(room & ~valid_b & ~replace_pending & ~inject)
         with m.If(replace_pending):
             m.d.comb += [start.eq(pass_c), start.replace.eq(0), start.insert.eq(1), start.ref.eq(pass_c.new_ref),
                          starting.eq(1)]
+        with m.Elif(inject & ~valid_b):
+            m.d.comb += [start.eq(refill), starting.eq(1)]
         with m.Else():
             for s in reversed(range(S)):
                 with m.If(slot_on[s] & (slot_locate[s] == payload.locate)):
@@ -318,7 +329,8 @@ class BookBuilder(wiring.Component):
         replace_hit, replace_side = Signal(), Signal()
         with m.If(live & c.replace & ~c.insert):
             m.d.sync += [replace_hit.eq(hit), replace_side.eq((hits & Cat(bucket[w].side for w in range(W))).any())]
-        add_live = live & Mux(c.insert, replace_hit, c.add & ~hit)
+        add_table = live & Mux(c.insert, replace_hit, c.add & ~hit)     # an order enters the table
+        add_live = add_table | (live & c.refill)                        # a level gains orders
         add_side = Mux(c.insert, replace_side, c.side)
         touches = live & table_op & hit
 
@@ -328,9 +340,9 @@ class BookBuilder(wiring.Component):
         write_bucket, new_entry = Signal(bucket_layout), Signal(entry_layout)
         covers = [c.shares >= bucket[w].shares for w in range(W)]
         m.d.sync += [
-            write_en.eq(touches | (add_live & free)), write_addr.eq(set_of(c.ref)),
+            write_en.eq(touches | (add_table & free)), write_addr.eq(set_of(c.ref)),
             sel_mod.eq(Cat(live & table_op & hits[w] for w in range(W))),
-            sel_new.eq(Cat(add_live & free_first[w] for w in range(W))),
+            sel_new.eq(Cat(add_table & free_first[w] for w in range(W))),
             still.eq(Cat(reducing & ~covers[w] for w in range(W))),
             write_bucket.eq(bucket),
             new_entry.eq(Cat(Const(1, 1), tag, add_side, c.price, c.shares)),
@@ -343,7 +355,7 @@ class BookBuilder(wiring.Component):
             "unknown_refs": live & table_op & ~hit,
             # Nasdaq never reuses a live reference: rather than guess, the book is marked degraded.
             "duplicate_refs": live & c.add & hit,
-            "table_overflows": add_live & ~free,
+            "table_overflows": add_table & ~free,
         }
         flag_d = {name: Signal(name=f"flag_{name}") for name in flag}
         m.d.sync += [flag_d[name].eq(value) for name, value in flag.items()]
@@ -392,6 +404,7 @@ class BookBuilder(wiring.Component):
 
         # Per way w: what the table op (E/C/X/D/U) takes from its order if found there.
         side_w = Signal(W)
+        price_w = [Signal(_PRICE_BITS, name=f"price{w}") for w in range(W)]   # way w's order's price
         rem_d = Signal(W)                                   # the table op found its order in way w
         removes_d = Signal(W)                               # ... and the order leaves the book
         red_d = [Signal(_SHARES_BITS, name=f"red{w}") for w in range(W)]
@@ -401,7 +414,8 @@ class BookBuilder(wiring.Component):
         for w in range(W):
             takes_all = removing | covers[w]
             red = Mux(takes_all, bucket[w].shares, s_)
-            m.d.sync += [red_d[w].eq(red), side_w[w].eq(bucket[w].side), removes_d[w].eq(takes_all),
+            m.d.sync += [red_d[w].eq(red), side_w[w].eq(bucket[w].side), price_w[w].eq(bucket[w].price),
+                         removes_d[w].eq(takes_all),
                          changes_d[w].eq(takes_all | (red != 0))]
         m.d.sync += [
             rem_d.eq(Cat(live & table_op & hits[w] for w in range(W))),
@@ -462,6 +476,7 @@ class BookBuilder(wiring.Component):
         # Registered for cycle 4.
         top_changed, top_at0, top_mk0, unknown_y, unknown_now = Signal(2), Signal(2), Signal(2), Signal(2), Signal(2)
         fall_y, to_hidden_y, hidden_dec_y, last_beats_y, beats_y = Signal(2), Signal(2), Signal(2), Signal(2), Signal(2)
+        refill_y = Signal(2)
         dshares, dorders = Signal(_SHARES_BITS), Signal(_ORDERS_BITS)
         for d in range(2):
             L = L_y[d]
@@ -480,13 +495,16 @@ class BookBuilder(wiring.Component):
             up = wire(Cat(e[:i + 1].any() for i in range(N)), f"up{d}")                    # shift up
             adding = add_d[d]
             matched = wire(me.any(), f"matched{d}")
-            ins = wire(adding & ~matched & ((K & ~ahead).any() | (~K[N - 1] & beats)), f"ins{d}")
+            # A refill goes in behind the kept levels if there is room (it is worse than all of them), else
+            # nowhere: its orders stay hidden.
+            ins = wire(adding & ~matched & Mux(pass_d.refill, ~K[N - 1] & ~(K & ~ahead).any(),
+                                               (K & ~ahead).any() | (~K[N - 1] & beats)), f"ins{d}")
             at = wire(Cat(ins & ~ahead[i] & (ahead[i - 1] if i else 1) for i in range(N)), f"at{d}")  # new level
             down = wire(Cat((ins & ~ahead[i - 1]) if i else Const(0, 1) for i in range(N)), f"down{d}")
-            mk = wire(Cat(adding & me[i] for i in range(N)), f"mk{d}")
+            mk = wire(Cat(adding & ~pass_d.refill & me[i] for i in range(N)), f"mk{d}")
             mod = wire(Cat(mk[i] | j[i] for i in range(N)), f"mod{d}")
             fall = wire(ins & K[N - 1], f"fall{d}")                        # the last kept level falls off
-            to_hidden = wire(adding & ~matched & ~ins, f"to_hidden{d}")    # the new order is not kept
+            to_hidden = wire(adding & ~pass_d.refill & ~matched & ~ins, f"to_hidden{d}")  # the new order is not kept
             hidden_dec = wire(touch & removes_any & ~j.any() & ~hzero, f"hidden_dec{d}")  # a hidden one leaves
             kept0 = at[0] | Mux(up[0], K[1] if N > 1 else 0, K[0])
             hidden_nz = fall | to_hidden | (~hzero & ~(hidden_dec & hone))
@@ -498,10 +516,20 @@ class BookBuilder(wiring.Component):
                 top_changed[d].eq(mk[0] | (j[0] & ~e[0] & changes_any) | e[0] | at[0] | (~K[0] & hidden_dec & hone)),
                 top_at0[d].eq(at[0]), top_mk0[d].eq(mk[0]),
                 fall_y[d].eq(fall), to_hidden_y[d].eq(to_hidden), hidden_dec_y[d].eq(hidden_dec),
+                refill_y[d].eq(pass_d.refill & ins),
                 last_beats_y[d].eq(hzero | better(d, L.price[N - 1], L.bound)), beats_y[d].eq(beats),
             ]
         m.d.sync += [dshares.eq(Mux(add_any, pass_d.shares, -red_sel)),
                      dorders.eq(Mux(add_any, 1, Mux(removes_any, -1, 0)))]
+        # The same change for the depth ladder (every order, kept or hidden, at its price).
+        ladder_change, ladder_side, ladder_price = Signal(), Signal(), Signal(_PRICE_BITS)
+        removed_price = Signal(_PRICE_BITS)
+        for w in range(W):
+            with m.If(rem_d[w]):
+                m.d.comb += removed_price.eq(price_w[w])
+        m.d.sync += [ladder_change.eq(live_d & ~pass_d.refill & (add_any | changes_any)),
+                     ladder_side.eq(Mux(add_any, add_d[1], (rem_d & side_w).any())),
+                     ladder_price.eq(Mux(add_any, pass_d.price, removed_price))]
         with m.If(live_d):
             m.d.sync += lz.eq(L_y)
 
@@ -549,7 +577,7 @@ class BookBuilder(wiring.Component):
                 below = (lambda field: L[field][i + 1]) if i + 1 < N else (lambda field: 0)
                 with m.If(shift_at[d][i]):
                     m.d.comb += [new[d].price[i].eq(pass_e.price), new[d].shares[i].eq(pass_e.shares),
-                                 new[d].orders[i].eq(1)]
+                                 new[d].orders[i].eq(Mux(pass_e.refill, pass_e.orders, 1))]
                 with m.Elif(shift_down[d][i]):
                     m.d.comb += [new[d].price[i].eq(L.price[i - 1]), new[d].shares[i].eq(L.shares[i - 1]),
                                  new[d].orders[i].eq(L.orders[i - 1])]
@@ -569,9 +597,14 @@ class BookBuilder(wiring.Component):
                 m.d.comb += [new[d].hidden.eq(L.hidden + 1), new[d].bound.eq(Mux(beats_y[d], pass_e.price, L.bound))]
             with m.Elif(hidden_dec_y[d]):
                 m.d.comb += [new[d].hidden.eq(L.hidden - 1), new[d].bound.eq(L.bound)]
+            with m.Elif(refill_y[d]):
+                # Every order left hidden is worse than the level brought in.
+                m.d.comb += [new[d].hidden.eq(Mux(L.hidden > pass_e.orders, L.hidden - pass_e.orders, 0)),
+                             new[d].bound.eq(pass_e.price)]
             with m.Else():
                 m.d.comb += [new[d].hidden.eq(L.hidden), new[d].bound.eq(L.bound)]
         count("tops_unknown", live_e & unknown_now.any())
+        count("refills", live_e & refill_y.any())
 
         changed = Signal()
         with m.If(u2_e):
@@ -588,9 +621,22 @@ class BookBuilder(wiring.Component):
         m.d.sync += write_back.eq(live_e)
         m.d.comb += [book_write.en.eq(write_back), book_write.addr.eq(result_slot), book_write.data.eq(result)]
 
+        # ---- Refills: a side with room among its kept levels and orders beyond them gets its next level from
+        # the depth ladder. A search runs while no pass of the slot is in flight and is dropped if an event of the
+        # slot comes in; the level found enters as a pass of its own before the next event.
+        if self.ladder_ticks:
+            self._refills(m, S=S, N=N, slot_bits=slot_bits, start=start, starting=starting, inject=inject,
+                          refill=refill, stages=[(valid_b, pass_b), (valid_c, pass_c), (valid_d, pass_d),
+                                                 (valid_e, pass_e)],
+                          write_back=write_back, result=result, result_slot=result_slot, res_flags=res_flags,
+                          change=(ladder_change, pass_e.slot[:slot_bits], ladder_side, ladder_price, dshares,
+                                  dorders))
+        else:
+            m.d.comb += self.ladder_misses.eq(0)
+
         pending, pending_valid = Signal(BboUpdate), Signal()
         m.d.sync += [
-            pending_valid.eq(live_e & changed),
+            pending_valid.eq(live_e & ~pass_e.refill & changed),
             pending.slot.eq(pass_e.slot), pending.locate.eq(pass_e.locate),
             pending.bid_price.eq(new[0].price[0]), pending.bid_shares.eq(new[0].shares[0]),
             pending.bid_orders.eq(new[0].orders[0]),
@@ -599,7 +645,7 @@ class BookBuilder(wiring.Component):
             pending.degraded.eq(degraded_e | unknown_y.any()),
             pending.timestamp.eq(pass_e.timestamp), pending.stamp.eq(pass_e.stamp),
         ]
-        count("bbo_updates", live_e & changed)
+        count("bbo_updates", live_e & ~pass_e.refill & changed)
 
         # ---- Cycle 5: the update goes out, straight if the queue is empty and o_bbo ready, else queued. -----
         m.d.comb += [
@@ -620,3 +666,101 @@ class BookBuilder(wiring.Component):
             self.depth_valid.eq(depth_side.orders[self.depth_level] != 0),
         ]
         return m
+
+    def _refills(self, m, *, S, N, slot_bits, start, starting, inject, refill, stages, write_back, result,
+                 result_slot, res_flags, change):
+        m.submodules.ladder = ladder = DepthLadder(symbols=S, ticks=self.ladder_ticks)
+        valid, slot, side, price, shares, orders = change
+        m.d.comb += [ladder.change_valid.eq(valid), ladder.change_slot.eq(slot), ladder.change_side.eq(side),
+                     ladder.change_price.eq(price), ladder.change_shares.eq(shares), ladder.change_orders.eq(orders),
+                     self.ladder_misses.eq(ladder.misses)]
+        remap = Signal(S)
+        with m.If(self.slot_we):
+            m.d.comb += remap.bit_select(self.slot_index, 1).eq(1)
+        m.d.comb += ladder.remap.eq(remap)
+
+        # Per slot and side (bit 2 * slot + side), left by the slot's last pass: room and hidden orders (need),
+        # where a search starts (the worst kept price, excluded; else the bound of the hidden ones, included).
+        need, inclusive = Signal(2 * S), Signal(2 * S)
+        search_from = [Signal(32, name=f"search_from{n}") for n in range(2 * S)]
+        picked, picked_slot, picked_side = Signal(range(2 * S)), Signal(slot_bits), Signal()
+        m.d.comb += [picked_slot.eq(picked >> 1), picked_side.eq(picked[0])]
+        no_level = Signal()
+        with m.If(no_level):
+            m.d.sync += need.bit_select(picked, 1).eq(0)
+        for s in range(S):
+            with m.If(remap[s]):
+                m.d.sync += need[2 * s:2 * s + 2].eq(0)
+        with m.If(write_back):
+            for d in range(2):
+                kept = res_flags[d][:N]
+                nothing_hidden = res_flags[d][2 * N]
+                worst = Signal(32, name=f"worst_kept{d}")
+                for i in range(N):
+                    with m.If(kept[i] & ((i + 1 == N) | ~kept[min(i + 1, N - 1)])):
+                        m.d.comb += worst.eq(result[d].price[i])
+                index = Cat(Const(d, 1), result_slot)
+                m.d.sync += [need.bit_select(index, 1).eq(~kept[N - 1] & ~nothing_hidden),
+                             inclusive.bit_select(index, 1).eq(~kept[0])]
+                for n in range(d, 2 * S, 2):
+                    with m.If(index == n):
+                        m.d.sync += search_from[n].eq(Mux(kept[0], worst, result[d].bound))
+
+        # A pass of the picked slot in flight, or its ladder change not written yet.
+        busy = Signal()
+        in_flight = [starting & start.subscribed, write_back] + [v & p.subscribed for v, p in stages]
+        slots = [start.slot[:slot_bits], result_slot] + [p.slot[:slot_bits] for _, p in stages]
+        m.d.comb += busy.eq(Cat(v & (s_ == picked_slot) for v, s_ in zip(in_flight, slots)).any() |
+                            ladder.pending.bit_select(picked_slot, 1))
+        event_of_slot = starting & ~start.refill & start.subscribed & (start.slot[:slot_bits] == picked_slot)
+
+        # Round robin over the sides that need a level and whose ladder is complete.
+        candidates = Signal(2 * S)
+        m.d.comb += candidates.eq(need & ~ladder.unsafe)
+        after = Signal(2 * S)
+        m.d.comb += after.eq(candidates & ~((Const(2, 2 * S + 1) << picked) - 1)[:2 * S])
+        pool = Mux(after.any(), after, candidates)
+        choice = Signal(range(2 * S))
+        for n in reversed(range(2 * S)):
+            with m.If(pool[n]):
+                m.d.comb += choice.eq(n)
+
+        from_picked = Signal(32)
+        for n in range(2 * S):
+            with m.If(picked == n):
+                m.d.comb += from_picked.eq(search_from[n])
+        waited = Signal(4)
+        m.d.sync += waited.eq(waited + 1)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.sync += waited.eq(0)
+                with m.If(candidates.any()):
+                    m.d.sync += picked.eq(choice)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(~need.bit_select(picked, 1)):
+                    m.next = "IDLE"
+                with m.Elif(~busy):
+                    m.d.comb += [ladder.search_start.eq(1), ladder.search_slot.eq(picked_slot),
+                                 ladder.search_side.eq(picked_side), ladder.search_from.eq(from_picked),
+                                 ladder.search_inclusive.eq(inclusive.bit_select(picked, 1))]
+                    m.next = "SEARCH"
+                with m.Elif(waited == 15):
+                    m.next = "IDLE"             # a busy slot: let the others have a turn
+            with m.State("SEARCH"):
+                with m.If(event_of_slot):
+                    m.d.comb += ladder.search_cancel.eq(1)
+                    m.next = "IDLE"
+                with m.Elif(ladder.search_done):
+                    with m.If(ladder.search_found):
+                        m.d.sync += [refill.refill.eq(1), refill.subscribed.eq(1), refill.slot.eq(picked_slot),
+                                     refill.side.eq(picked_side), refill.price.eq(ladder.found_price),
+                                     refill.shares.eq(ladder.found_shares), refill.orders.eq(ladder.found_orders)]
+                        m.next = "INJECT"
+                    with m.Else():
+                        m.d.comb += no_level.eq(1)
+                        m.next = "IDLE"
+            with m.State("INJECT"):
+                m.d.comb += inject.eq(1)
+                with m.If(starting & start.refill):
+                    m.next = "IDLE"
