@@ -3,7 +3,7 @@
 Regenerate with `make generate`.
 """
 
-MAP_HASH = "f79dececa371a3f855f5eadedb6f6500c9f7f229d1019a8d87b6faca24da93d2"
+MAP_HASH = "9bb64d37904650f80b4acb042b49bf2e8d8d2eedd93617b5bd0b47ebe28c4d81"
 
 DESCRIPTION = {'address_width': 16,
  'blocks': [{'base': 0,
@@ -1153,6 +1153,27 @@ DESCRIPTION = {'address_width': 16,
                             'fields': [],
                             'name': 'bbo_updates',
                             'path': 'book.bbo_updates',
+                            'reset': 0,
+                            'width': 32},
+                           {'access': 'ro',
+                            'address': 2148,
+                            'commit': None,
+                            'doc': "Levels brought in from the depth ladder behind a side's kept levels (a "
+                                   'kept level had emptied while orders rested beyond them).',
+                            'fields': [],
+                            'name': 'refills',
+                            'path': 'book.refills',
+                            'reset': 0,
+                            'width': 32},
+                           {'access': 'ro',
+                            'address': 2152,
+                            'commit': None,
+                            'doc': "Order changes outside the depth ladder's price window or off the penny "
+                                   'grid (a bid above or an ask below the window, or off the grid, stops '
+                                   "that side's refills until the slot is mapped again).",
+                            'fields': [],
+                            'name': 'ladder_misses',
+                            'path': 'book.ladder_misses',
                             'reset': 0,
                             'width': 32}]},
             {'base': 2304,

@@ -294,12 +294,15 @@ def test_duplicate_reference_then_counted_and_book_degraded():
     assert bench.counters["duplicate_refs"] == 1 and bench.degraded == 1
 
 
-def test_levels_beyond_the_kept_ones_then_top_unknown_flagged_until_they_are_gone():
+def _beyond_kept():
     # Two levels kept per side: 99.98 falls off when 100.01 arrives, and a later 99.97 cannot be placed.
     prices = {1: 999_800, 2: 999_900, 3: 1_000_000, 4: 1_000_100, 5: 999_700}
     messages = [add(ref, "B", 10 * ref, price) for ref, price in prices.items()]
-    messages += [delete(4), delete(3), delete(2, t=1), delete(1, t=2), delete(5, t=3)]
-    bench = run_hand(messages, levels=2)
+    return messages + [delete(4), delete(3), delete(2, t=1), delete(1, t=2), delete(5, t=3)]
+
+
+def test_levels_beyond_the_kept_ones_without_ladder_then_top_unknown_flagged_until_they_are_gone():
+    bench = run_hand(_beyond_kept(), levels=2, ladder_ticks=0)
     assert [bbo(u) for u in updates_only(bench)] == [
         (999_800, 10, 1, 0, 0, 0, 0), (999_900, 20, 1, 0, 0, 0, 0), (1_000_000, 30, 1, 0, 0, 0, 0),
         (1_000_100, 40, 1, 0, 0, 0, 0), (1_000_000, 30, 1, 0, 0, 0, 0),
@@ -307,12 +310,52 @@ def test_levels_beyond_the_kept_ones_then_top_unknown_flagged_until_they_are_gon
         (0, 0, 0, 0, 0, 0, 0),          # the last hidden order left: the side is known to be empty
     ]
     assert bench.counters["tops_unknown"] == 1
+    assert bench.counters["refills"] == 0
+
+
+def test_kept_levels_empty_with_orders_beyond_then_ladder_refills_and_every_update_is_exact():
+    # The same book with the depth ladder, and idle cycles between events (a refill needs no event of the slot
+    # for 14 cycles after its last): each level that empties is refilled from behind, no top is ever unknown.
+    messages = _beyond_kept()
+    bench = BookBench(slots={0: 1}, symbols=2, orders=64, ways=2, levels=2, gaps=lambda index: 16).run(messages)
+    assert updates_only(bench) == reference_updates(messages, {0: 1})[0]
+    assert [bbo(u)[:3] for u in updates_only(bench)][4:] == [
+        (1_000_000, 30, 1), (999_900, 20, 1), (999_800, 10, 1), (999_700, 50, 1), (0, 0, 0)]
+    assert bench.counters["tops_unknown"] == 0 and bench.counters["refills"] == 3
+
+
+def test_order_off_grid_or_beyond_the_better_end_of_the_window_then_that_side_is_not_refilled():
+    # A window of 8 pennies around 100.00: a bid at 100.10 is above it, one at 99.995 off the penny grid. Either
+    # could be better than what a search finds, so that side is never refilled (its top goes unknown, flagged).
+    # Its add and its delete are each counted in ladder_misses.
+    for odd_price in (1_001_000, 999_950):
+        messages = [add(1, "B", 10, 1_000_000), add(2, "B", 20, odd_price), add(3, "B", 30, 1_000_200),
+                    delete(3), delete(2, t=1), delete(1, t=2)]
+        bench = BookBench(slots={0: 1}, symbols=2, orders=64, ways=2, levels=1, ladder_ticks=8,
+                          gaps=lambda index: 16).run(messages)
+        assert bench.counters["ladder_misses"] == 2 and bench.counters["refills"] == 0
+        assert bench.counters["tops_unknown"] == 1
+        assert [u["degraded"] for u in updates_only(bench)] == [0, 0, 1, 0]
+
+
+def test_order_beyond_the_worse_end_of_the_window_then_side_still_refilled():
+    # A bid at 99.00 is below the window: it is worse than any price the ladder finds, so refills go on.
+    messages = [add(1, "B", 10, 1_000_000), add(2, "B", 20, 990_000), add(3, "B", 30, 1_000_100),
+                delete(3), delete(1, t=1), delete(2, t=2)]
+    bench = BookBench(slots={0: 1}, symbols=2, orders=64, ways=2, levels=1, ladder_ticks=8,
+                      gaps=lambda index: 16).run(messages)
+    updates = updates_only(bench)
+    assert bench.counters["ladder_misses"] == 2 and bench.counters["refills"] == 1
+    # Deleting the only kept level leaves the top unknown at that message; the refill brings 100.00 in after it
+    # (without an update of its own), so that 100.00's delete is seen; 99.00, not in the ladder, stays unknown.
+    assert updates[:2] == reference_updates(messages, {0: 1})[0][:2]
+    assert [u["degraded"] for u in updates] == [0, 0, 1, 1, 0]
 
 
 def test_order_better_than_every_dropped_level_then_top_known_again():
     messages = [add(1, "S", 10, 500_100), add(2, "S", 20, 500_200), add(3, "S", 30, 500_000),
                 delete(3), delete(1, t=1), add(4, "S", 40, 500_050), delete(4, t=2), delete(2, t=3)]
-    bench = run_hand(messages, levels=1)
+    bench = run_hand(messages, levels=1, ladder_ticks=0)
     assert [bbo(u) for u in updates_only(bench)] == [
         (0, 0, 0, 500_100, 10, 1, 0),
         (0, 0, 0, 500_000, 30, 1, 0),   # 100.01 falls off: the only level kept is 100.00

@@ -706,12 +706,13 @@ class BookBuilder(wiring.Component):
                     with m.If(index == n):
                         m.d.sync += search_from[n].eq(Mux(kept[0], worst, result[d].bound))
 
-        # A pass of the picked slot in flight, or its ladder change not written yet.
+        # A pass of the picked slot in flight. Its ladder change may still be on its way, but a search started now
+        # reads its first price 4 cycles later, after the last change of the slot (presented a cycle before
+        # at the latest) is written.
         busy = Signal()
         in_flight = [starting & start.subscribed, write_back] + [v & p.subscribed for v, p in stages]
         slots = [start.slot[:slot_bits], result_slot] + [p.slot[:slot_bits] for _, p in stages]
-        m.d.comb += busy.eq(Cat(v & (s_ == picked_slot) for v, s_ in zip(in_flight, slots)).any() |
-                            ladder.pending.bit_select(picked_slot, 1))
+        m.d.comb += busy.eq(Cat(v & (s_ == picked_slot) for v, s_ in zip(in_flight, slots)).any())
         event_of_slot = starting & ~start.refill & start.subscribed & (start.slot[:slot_bits] == picked_slot)
 
         # Round robin over the sides that need a level and whose ladder is complete.

@@ -34,12 +34,11 @@ class DepthLadder(wiring.Component):
         One change to the orders at one price: shares and orders to add, two's complement (a removal is
         negative). At most one every other cycle. The first change of a slot that adds one order centres the
         slot's window on its price (both sides).
-    pending : Out(S)
-        Slots with a change still on its way to the RAM: a search of such a slot would not see it.
     search_start, search_slot, search_side, search_from, search_inclusive : In
         Start a search of slot ``search_slot``, side ``search_side``: the first price with orders, from
-        ``search_from`` (included if ``search_inclusive``) towards worse prices (lower bids, higher asks). The
-        caller makes sure no change of that slot is pending or arrives during the search.
+        ``search_from`` (included if ``search_inclusive``) towards worse prices (lower bids, higher asks). It
+        sees every change of the slot presented before the cycle of ``search_start``; the caller makes sure no
+        change of that slot comes during the search.
     search_cancel : In(1)
         Drop the search under way.
     search_done, search_found, found_price, found_shares, found_orders : Out
@@ -59,9 +58,10 @@ class DepthLadder(wiring.Component):
 
     Notes
     -----
-    A change reaches the RAM 5 cycles after it is presented (price to offset, offset to index, the penny-grid
-    check, read, write); changes come at least 2 cycles apart, so each read sees the write before it and no
-    forwarding is needed. The price's index is its offset from the window's base divided by 100, as a multiply
+    A change is written 4 cycles after it is presented (price to offset, offset to index, the penny-grid check
+    and read, write), and a search reads its first price 4 cycles after its start, so it sees every change
+    presented before it started. Changes come at least 2 cycles apart, so each read sees the write before it
+    and no forwarding is needed. The price's index is its offset from the window's base divided by 100, as a multiply
     by the reciprocal (exact on the penny grid within the window; an off-grid price fails the check after it).
     """
 
@@ -73,7 +73,6 @@ class DepthLadder(wiring.Component):
         super().__init__({
             "change_valid": In(1), "change_slot": In(range(symbols)), "change_side": In(1),
             "change_price": In(32), "change_shares": In(_SHARES_BITS), "change_orders": In(_ORDERS_BITS),
-            "pending": Out(symbols),
             "search_start": In(1), "search_slot": In(range(symbols)), "search_side": In(1),
             "search_from": In(32), "search_inclusive": In(1), "search_cancel": In(1),
             "search_done": Out(1), "search_found": Out(1),
@@ -136,10 +135,6 @@ class DepthLadder(wiring.Component):
         for stage in stages:
             m.d.sync += [register.eq(value) for register, value in zip(stage, source)]
             source = stage
-        in_pipe = [(self.change_valid, self.change_slot)] + [(stage[0], stage[1]) for stage in stages]
-        for s in range(S):
-            m.d.comb += self.pending[s].eq(Cat(valid & (slot == s) for valid, slot in in_pipe).any())
-
         # The slot's first added order centres its window on its price.
         centring = Signal()
         m.d.comb += centring.eq(self.change_valid & (self.change_orders == 1) &
