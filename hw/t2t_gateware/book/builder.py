@@ -79,11 +79,15 @@ class BookBuilder(wiring.Component):
         about 120 bits). Default 8192: 54 of the ECP5-45's 108 DP16KD. An XCVU9P takes 262144 (128 of its 960
         URAM blocks).
     ways : int
-        Entries per table set (a power of two): an order lives in one of the ``ways`` entries of the set
-        selected by the low bits of its reference.
+        Entries per table set (a power of two, default 4): an order lives in one of the ``ways`` entries of the
+        set selected by the low bits of its reference. Two ways overflowed at a quarter of the capacity on long
+        sessions (docs/book_design.md).
     levels : int
-        Price levels N kept, in order, per slot and side (default 8). Fewer make the best unknown more often
-        (see Notes): with 4 the generator's sessions have 23 unknown tops per 3000 messages, with 8 none.
+        Price levels N kept, in order, per slot and side (default 8), refilled from the depth ladder.
+    ladder_ticks : int
+        Penny prices per slot and side in the depth ladder (:class:`~.ladder.DepthLadder`, block RAM), a power of
+        two (default 512: +/- $2.56 around the slot's first order); 0 for no ladder (kept levels are then never
+        refilled, see Notes).
 
     Attributes
     ----------
@@ -108,7 +112,8 @@ class BookBuilder(wiring.Component):
         ``deletes``, ``replaces``: events of subscribed stocks. ``unknown_refs``: E/C/X/D/U whose reference
         is not in the table (ignored). ``duplicate_refs``, ``table_overflows``: see ``degraded``.
         ``tops_unknown``: times a side's last kept level emptied while orders rested beyond the N kept.
-        ``bbo_updates``: updates sent.
+        ``bbo_updates``: updates sent. ``refills``: levels brought in from the ladder. ``ladder_misses``: order
+        changes outside the ladder's window or off the penny grid.
 
     Notes
     -----
@@ -130,11 +135,16 @@ class BookBuilder(wiring.Component):
     of each of the ``symbols`` slots.
 
     Depth beyond N: when a level falls off the end of the N kept, or an order arrives at a price that is not
-    among them and may not be better than levels already dropped, its orders are counted as hidden. Levels
-    are never refilled from hidden ones, but every level kept stays exact, so the best level is exact while at
-    least one level is kept. When the last kept level of a side empties while hidden orders remain, that side's
-    best is unknown: updates carry ``degraded`` = 1 (and the side as 0, 0, 0) until the hidden orders are gone
-    or an order arrives at a price better than every dropped level.
+    among them and may not be better than levels already dropped, its orders are counted as hidden. Every
+    order, kept or hidden, is also counted at its price in the depth ladder. When a side has fewer than N kept
+    levels and hidden orders, the ladder is searched for the best hidden price (once no pass of the slot is in
+    flight: 14 cycles after its last event, the search dropped if an event of the slot comes first) and that
+    level enters behind the kept ones as a pass of its own (2 cycles of the input, no update sent). Every level
+    kept stays exact, so the best level is exact while at least one level is kept. When the last kept level of a
+    side empties while hidden orders remain, that side's best is unknown: updates carry ``degraded`` = 1 (and
+    the side as 0, 0, 0) until a refill, until the hidden orders are gone, or until an order arrives at a
+    price better than every dropped level. A side whose orders left the ladder's window on its better end
+    (or were off the penny grid) is not refilled (see :class:`~.ladder.DepthLadder`).
     """
 
     def __init__(self, *, symbols=8, orders=8192, ways=4, levels=8, ladder_ticks=512):
