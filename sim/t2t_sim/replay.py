@@ -231,7 +231,8 @@ class Replay:
             result.counters = {name: card.read(name) for name in (
                 "itch.events", "book.bbo_updates", "strategy.signals", "strategy.disarmed", "risk.accepted",
                 "orders.sent", "orders.log_dropped", "risk.reject_log_dropped", "moldudp64.gaps",
-                "moldudp64.duplicates", "book.table_overflows", "book.unknown_refs", "risk.notional_slow")}
+                "moldudp64.duplicates", "book.table_overflows", "book.unknown_refs", "book.tops_unknown",
+                "book.refills", "book.ladder_misses", "risk.notional_slow")}
         finally:
             if own_card:
                 card.close()

@@ -12,7 +12,7 @@ __all__ = ["COUNTERS", "LATENCY", "REPLACE_LATENCY", "BookBuilder"]
 
 #: Wrapping 32-bit counter ports of :class:`BookBuilder`.
 COUNTERS = ("events", "adds", "executes", "cancels", "deletes", "replaces", "unknown_refs", "duplicate_refs",
-            "table_overflows", "tops_unknown", "bbo_updates", "refills", "ladder_misses")
+            "table_overflows", "tops_unknown", "bbo_updates", "refills", "refills_spoiled", "ladder_misses")
 
 #: Cycles from an event's handshake on ``i_event`` to its update being valid on ``o_bbo`` (A/F, E, C, X, D).
 LATENCY = 5
@@ -112,8 +112,9 @@ class BookBuilder(wiring.Component):
         ``deletes``, ``replaces``: events of subscribed stocks. ``unknown_refs``: E/C/X/D/U whose reference
         is not in the table (ignored). ``duplicate_refs``, ``table_overflows``: see ``degraded``.
         ``tops_unknown``: times a side's last kept level emptied while orders rested beyond the N kept.
-        ``bbo_updates``: updates sent. ``refills``: levels brought in from the ladder. ``ladder_misses``: order
-        changes outside the ladder's window or off the penny grid.
+        ``bbo_updates``: updates sent. ``refills``: levels brought in from the ladder; ``refills_spoiled``: refill
+        passes that did nothing (a change of the side came during the search). ``ladder_misses``: order changes
+        outside the ladder's window or off the penny grid.
 
     Notes
     -----
@@ -137,9 +138,10 @@ class BookBuilder(wiring.Component):
     Depth beyond N: when a level falls off the end of the N kept, or an order arrives at a price that is not
     among them and may not be better than levels already dropped, its orders are counted as hidden. Every
     order, kept or hidden, is also counted at its price in the depth ladder. When a side has fewer than N kept
-    levels and hidden orders, the ladder is searched for the best hidden price (once no pass of the slot is in
-    flight: 14 cycles after its last event, the search dropped if an event of the slot comes first) and that
-    level enters behind the kept ones as a pass of its own (2 cycles of the input, no update sent). Every level
+    levels and hidden orders, the ladder is searched for the best hidden price (from 2 cycles after the slot's
+    last pass noted the side) and that level enters behind the kept ones as a pass of its own (2 cycles of the
+    input, no update sent); a change of the same side during the search spoils it (that pass does nothing and
+    the side is searched again). Every level
     kept stays exact, so the best level is exact while at least one level is kept. When the last kept level of a
     side empties while hidden orders remain, that side's best is unknown: updates carry ``degraded`` = 1 (and
     the side as 0, 0, 0) until a refill, until the hidden orders are gone, or until an order arrives at a
@@ -246,7 +248,7 @@ class BookBuilder(wiring.Component):
         starting = Signal()
         payload = self.i_event.payload
         # A refill the depth ladder found goes in before the next event (see "Refills" below).
-        inject, refill = Signal(), Signal(_Pass)
+        inject, refill, refill_spoiled = Signal(), Signal(_Pass), Signal()
         m.d.comb += self.i_event.ready.eq(room & ~valid_b & ~replace_pending & ~inject)
         with m.If(replace_pending):
             m.d.comb += [start.eq(pass_c), start.replace.eq(0), start.insert.eq(1), start.ref.eq(pass_c.new_ref),
@@ -340,7 +342,7 @@ class BookBuilder(wiring.Component):
         with m.If(live & c.replace & ~c.insert):
             m.d.sync += [replace_hit.eq(hit), replace_side.eq((hits & Cat(bucket[w].side for w in range(W))).any())]
         add_table = live & Mux(c.insert, replace_hit, c.add & ~hit)     # an order enters the table
-        add_live = add_table | (live & c.refill)                        # a level gains orders
+        add_live = add_table | (live & c.refill & ~refill_spoiled)      # a level gains orders
         add_side = Mux(c.insert, replace_side, c.side)
         touches = live & table_op & hit
 
@@ -615,6 +617,7 @@ class BookBuilder(wiring.Component):
                 m.d.comb += [new[d].hidden.eq(L.hidden), new[d].bound.eq(L.bound)]
         count("tops_unknown", live_e & unknown_now.any())
         count("refills", live_e & refill_y.any())
+        count("refills_spoiled", live_e & pass_e.refill & ~refill_y.any())
 
         changed = Signal()
         with m.If(u2_e):
@@ -636,8 +639,7 @@ class BookBuilder(wiring.Component):
         # slot comes in; the level found enters as a pass of its own before the next event.
         if self.ladder_ticks:
             self._refills(m, S=S, N=N, slot_bits=slot_bits, start=start, starting=starting, inject=inject,
-                          refill=refill, stages=[(valid_b, pass_b), (valid_c, pass_c), (valid_d, pass_d),
-                                                 (valid_e, pass_e)],
+                          refill=refill, refill_spoiled=refill_spoiled, stages=[(valid_c, pass_c), (valid_e, pass_e)],
                           write_back=write_back, result=result, result_slot=result_slot, res_flags=res_flags,
                           change=(ladder_change, pass_e.slot[:slot_bits], ladder_side, ladder_price, dshares,
                                   dorders))
@@ -677,8 +679,8 @@ class BookBuilder(wiring.Component):
         ]
         return m
 
-    def _refills(self, m, *, S, N, slot_bits, start, starting, inject, refill, stages, write_back, result,
-                 result_slot, res_flags, change):
+    def _refills(self, m, *, S, N, slot_bits, start, starting, inject, refill, refill_spoiled, stages, write_back,
+                 result, result_slot, res_flags, change):
         m.submodules.ladder = ladder = DepthLadder(symbols=S, ticks=self.ladder_ticks)
         valid, slot, side, price, shares, orders = change
         m.d.comb += [ladder.change_valid.eq(valid), ladder.change_slot.eq(slot), ladder.change_side.eq(side),
@@ -716,14 +718,27 @@ class BookBuilder(wiring.Component):
                     with m.If(index == n):
                         m.d.sync += search_from[n].eq(Mux(kept[0], worst, result[d].bound))
 
-        # A pass of the picked slot in flight. Its ladder change may still be on its way, but a search started now
-        # reads its first price 4 cycles later, after the last change of the slot (presented a cycle before
-        # at the latest) is written.
+        # A search starts once the side's note is up to date: no pass of the slot in its cycle 4 or 5 (a pass there
+        # has presented its ladder change, which the search will see, but not noted the side yet). A pass before
+        # those may still change the side: its ladder change comes after the search started and spoils it (the
+        # refill pass then does nothing, and notes the side again), unless it takes shares from a price better
+        # than the search's start, which is a kept level (every hidden order is worse). An add spoils it
+        # wherever it goes: it may push a level off the end. Changes of the slot's other side never do.
+        (valid_c, pass_c), (valid_e, pass_e) = stages
         busy = Signal()
-        in_flight = [starting & start.subscribed, write_back] + [v & p.subscribed for v, p in stages]
-        slots = [start.slot[:slot_bits], result_slot] + [p.slot[:slot_bits] for _, p in stages]
-        m.d.comb += busy.eq(Cat(v & (s_ == picked_slot) for v, s_ in zip(in_flight, slots)).any())
-        event_of_slot = starting & ~start.refill & start.subscribed & (start.slot[:slot_bits] == picked_slot)
+        m.d.comb += busy.eq((valid_e & pass_e.subscribed & (pass_e.slot[:slot_bits] == picked_slot)) |
+                            (write_back & (result_slot == picked_slot)))
+        spoiled, starting_search = Signal(), Signal()
+        from_picked = Signal(32)
+        for n in range(2 * S):
+            with m.If(picked == n):
+                m.d.comb += from_picked.eq(search_from[n])
+        start_price, against = Signal(32), Signal(32)
+        m.d.comb += against.eq(Mux(starting_search, from_picked, start_price))
+        kept_level = Mux(side, price < against, price > against)
+        change_here = valid & (slot == picked_slot) & (side == picked_side) & ((orders == 1) | ~kept_level)
+        m.d.sync += spoiled.eq(Mux(starting_search, change_here, spoiled | change_here))
+        m.d.comb += refill_spoiled.eq(spoiled | change_here)
 
         # Round robin over the sides that need a level and whose ladder is complete.
         candidates = Signal(2 * S)
@@ -736,10 +751,6 @@ class BookBuilder(wiring.Component):
             with m.If(pool[n]):
                 m.d.comb += choice.eq(n)
 
-        from_picked = Signal(32)
-        for n in range(2 * S):
-            with m.If(picked == n):
-                m.d.comb += from_picked.eq(search_from[n])
         waited = Signal(4)
         m.d.sync += waited.eq(waited + 1)
         with m.FSM():
@@ -752,14 +763,16 @@ class BookBuilder(wiring.Component):
                 with m.If(~need.bit_select(picked, 1)):
                     m.next = "IDLE"
                 with m.Elif(~busy):
-                    m.d.comb += [ladder.search_start.eq(1), ladder.search_slot.eq(picked_slot),
+                    m.d.sync += start_price.eq(from_picked)
+                    m.d.comb += [starting_search.eq(1),
+                                 ladder.search_start.eq(1), ladder.search_slot.eq(picked_slot),
                                  ladder.search_side.eq(picked_side), ladder.search_from.eq(from_picked),
                                  ladder.search_inclusive.eq(inclusive.bit_select(picked, 1))]
                     m.next = "SEARCH"
                 with m.Elif(waited == 15):
                     m.next = "IDLE"             # a busy slot: let the others have a turn
             with m.State("SEARCH"):
-                with m.If(event_of_slot):
+                with m.If(remap.bit_select(picked_slot, 1)):
                     m.d.comb += ladder.search_cancel.eq(1)
                     m.next = "IDLE"
                 with m.Elif(ladder.search_done):
@@ -769,9 +782,15 @@ class BookBuilder(wiring.Component):
                                      refill.shares.eq(ladder.found_shares), refill.orders.eq(ladder.found_orders)]
                         m.next = "INJECT"
                     with m.Else():
-                        m.d.comb += no_level.eq(1)
+                        # Nothing beyond the kept levels in the window (unless a change came meanwhile).
+                        m.d.comb += no_level.eq(~refill_spoiled)
                         m.next = "IDLE"
             with m.State("INJECT"):
                 m.d.comb += inject.eq(1)
                 with m.If(starting & start.refill):
+                    m.next = "LANDING"
+            with m.State("LANDING"):
+                # Changes of the side go on spoiling the refill pass until its cycle 2, where it takes
+                # ``refill_spoiled``.
+                with m.If(valid_c & pass_c.refill):
                     m.next = "IDLE"
