@@ -3,7 +3,7 @@
 Regenerate with `make generate`.
 """
 
-MAP_HASH = "9bb64d37904650f80b4acb042b49bf2e8d8d2eedd93617b5bd0b47ebe28c4d81"
+MAP_HASH = "5726db44e5c897e098fa990e7e75f0cce6ff6c5e1310ed2aac093e3a37f648e4"
 
 DESCRIPTION = {'address_width': 16,
  'blocks': [{'base': 0,
@@ -1167,6 +1167,16 @@ DESCRIPTION = {'address_width': 16,
                             'width': 32},
                            {'access': 'ro',
                             'address': 2152,
+                            'commit': None,
+                            'doc': 'Refill passes that did nothing: an order of the same side changed while '
+                                   'the ladder was searched (the side is searched again).',
+                            'fields': [],
+                            'name': 'refills_spoiled',
+                            'path': 'book.refills_spoiled',
+                            'reset': 0,
+                            'width': 32},
+                           {'access': 'ro',
+                            'address': 2156,
                             'commit': None,
                             'doc': "Order changes outside the depth ladder's price window or off the penny "
                                    'grid (a bid above or an ask below the window, or off the grid, stops '
