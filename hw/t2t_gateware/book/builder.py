@@ -1,6 +1,6 @@
 """The book builder: normalized ITCH events in, best bid and offer updates of the subscribed stocks out."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -61,6 +61,14 @@ class _Pass(data.Struct):
     shares: _SHARES_BITS
     timestamp: 48
     stamp: STAMP_BITS
+
+
+def _any_of(values):
+    """The OR of ``values``: the selection of a one-hot AND-OR, as a balanced tree."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+    return values[0]
 
 
 _TOP = data.StructLayout({"price": _PRICE_BITS, "shares": _SHARES_BITS, "orders": _ORDERS_BITS, "unknown": 1})
@@ -536,9 +544,7 @@ class BookBuilder(wiring.Component):
         # The same change for the depth ladder (every order, kept or hidden, at its price).
         ladder_change, ladder_side, ladder_price = Signal(), Signal(), Signal(_PRICE_BITS)
         removed_price = Signal(_PRICE_BITS)
-        for w in range(W):
-            with m.If(rem_d[w]):
-                m.d.comb += removed_price.eq(price_w[w])
+        m.d.comb += removed_price.eq(_any_of(Mux(rem_d[w], price_w[w], 0) for w in range(W)))   # rem_d: one-hot
         m.d.sync += [ladder_change.eq(live_d & ~pass_d.refill & (add_any | changes_any)),
                      ladder_side.eq(Mux(add_any, add_d[1], (rem_d & side_w).any())),
                      ladder_price.eq(Mux(add_any, pass_d.price, removed_price))]
@@ -708,9 +714,8 @@ class BookBuilder(wiring.Component):
                 kept = res_flags[d][:N]
                 nothing_hidden = res_flags[d][2 * N]
                 worst = Signal(32, name=f"worst_kept{d}")
-                for i in range(N):
-                    with m.If(kept[i] & ((i + 1 == N) | ~kept[min(i + 1, N - 1)])):
-                        m.d.comb += worst.eq(result[d].price[i])
+                last = [kept[i] & (~kept[i + 1] if i + 1 < N else 1) for i in range(N)]   # one-hot
+                m.d.comb += worst.eq(_any_of(Mux(last[i], result[d].price[i], 0) for i in range(N)))
                 index = Cat(Const(d, 1), result_slot)
                 m.d.sync += [need.bit_select(index, 1).eq(~kept[N - 1] & ~nothing_hidden),
                              inclusive.bit_select(index, 1).eq(~kept[0])]
@@ -730,9 +735,7 @@ class BookBuilder(wiring.Component):
                             (write_back & (result_slot == picked_slot)))
         spoiled, starting_search = Signal(), Signal()
         from_picked = Signal(32)
-        for n in range(2 * S):
-            with m.If(picked == n):
-                m.d.comb += from_picked.eq(search_from[n])
+        m.d.comb += from_picked.eq(Array(search_from)[picked])
         start_price, against = Signal(32), Signal(32)
         m.d.comb += against.eq(Mux(starting_search, from_picked, start_price))
         kept_level = Mux(side, price < against, price > against)

@@ -1,7 +1,7 @@
 """The book's full-depth price ladder: shares and orders at every penny price of a window per slot and side, and
 the search for the best price level beyond the ones the builder keeps (so a kept level that empties is refilled)."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -98,11 +98,7 @@ class DepthLadder(wiring.Component):
         m.d.comb += [self.unsafe.eq(unsafe), self.misses.eq(misses)]
 
         def base_of(slot):
-            value = Signal(signed(34))
-            for s in range(S):
-                with m.If(slot == s):
-                    m.d.comb += value.eq(base[s])
-            return value
+            return Array(base)[slot]
 
         def to_index(slot, price, centre, name):
             """Three registered stages: the price's offset in the slot's window (the middle when ``centre``), its
