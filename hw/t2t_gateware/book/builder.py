@@ -157,7 +157,7 @@ class BookBuilder(wiring.Component):
     (or were off the penny grid) is not refilled (see :class:`~.ladder.DepthLadder`).
     """
 
-    def __init__(self, *, symbols=8, orders=8192, ways=4, levels=8, ladder_ticks=512):
+    def __init__(self, *, symbols=8, orders=8192, ways=4, levels=8, ladder_ticks=0):
         for name, value in (("orders", orders), ("ways", ways)):
             if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value}")
