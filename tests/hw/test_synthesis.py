@@ -2,7 +2,7 @@
 LFE5UM5G-45F and keeps at least its Fmax floor, and the whole top level synthesizes and fits an ECP5-5G.
 
 What this does not show yet: the whole design placed, routed and timed on a board. With 8 symbol slots it needs
-about 58k LUT4/carry cells, more than the Versa's LFE5UM5G-45F holds (44k), and on the ECPIX-5's LFE5UM5G-85F
+about 55k LUT4/carry cells, more than the Versa's LFE5UM5G-45F holds (44k), and on the ECPIX-5's LFE5UM5G-85F
 nextpnr's router did not converge within 15 minutes. The floors below are today's measured Fmax (three seeds, see
 the README) less a margin for seed noise; they guard against regressions. Several are under the 156.25 MHz
 10GbE datapath clock, which the whole design does not reach yet: the book builder (108 MHz routed, seed 1, with
