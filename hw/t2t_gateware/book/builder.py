@@ -91,11 +91,12 @@ class BookBuilder(wiring.Component):
         set selected by the low bits of its reference. Two ways overflowed at a quarter of the capacity on long
         sessions (docs/book_design.md).
     levels : int
-        Price levels N kept, in order, per slot and side (default 8), refilled from the depth ladder.
+        Price levels N kept, in order, per slot and side (default 8), refilled from the depth ladder if there is one.
     ladder_ticks : int
         Penny prices per slot and side in the depth ladder (:class:`~.ladder.DepthLadder`, block RAM), a power of
-        two (default 512: +/- $2.56 around the slot's first order); 0 for no ladder (kept levels are then never
-        refilled, see Notes).
+        two (512: +/- $2.56 around the slot's first order); 0 (the default) for no ladder: kept levels are then
+        never refilled (see Notes). The ladder version is simulated and tested but does not meet timing or route
+        on ECP5 yet (docs/book_design.md, Timing), so the top level is built without it.
 
     Attributes
     ----------
