@@ -58,11 +58,16 @@ class DepthLadder(wiring.Component):
 
     Notes
     -----
-    A change is written 4 cycles after it is presented (price to offset, offset to index, the penny-grid check
-    and read, write), and a search reads its first price 4 cycles after its start, so it sees every change
-    presented before it started. Changes come at least 2 cycles apart, so each read sees the write before it
-    and no forwarding is needed. The price's index is its offset from the window's base divided by 100, as a multiply
-    by the reciprocal (exact on the penny grid within the window; an off-grid price fails the check after it).
+    A change is written 6 cycles after it is presented (price to offset, offset to index, the penny-grid check
+    and read, the read data registered, the sum, the write), and a search reads its first price 6 cycles after its
+    start, so it sees every change presented before it started. Nothing combinational follows the RAM's read data,
+    which is registered first: the sum of a change and the search's found check work on that register, and a
+    search's read address does not depend on the check (it reads on, and a read issued in the cycle that ends the
+    search is dropped). A change's read misses at most one write, the previous change's, since changes come at
+    least 2 cycles apart; the sum then takes that write's data instead (same address) and no other forwarding is
+    needed. The price's index is its offset from the window's base divided by 100, as a multiply by the reciprocal
+    (exact on the penny grid within the window; an off-grid price fails the check after it). The search keeps the
+    price of its cursor and steps it by a penny, so no multiply follows a found price.
     """
 
     def __init__(self, *, symbols, ticks=512):
@@ -86,10 +91,13 @@ class DepthLadder(wiring.Component):
         index_bits = L.bit_length() - 1
         span = L * PENNY
         span_bits = span.bit_length()
-        # index = offset * reciprocal >> shift: the error is below 1/128 of a penny over the window, so the index
-        # of a price on the grid is exact and that of an off-grid one fails the check idx * 100 == offset.
+        # index = offset * reciprocal >> shift, with reciprocal = ceil(2 ** shift / 100) = (2 ** shift + e) / 100,
+        # e < 100. The product's fraction (its bits below ``shift``) is k * e for a price on the grid (offset 100 k),
+        # below 100 * ticks <= 2 ** span_bits; off the grid (100 k + r, 0 < r < 100) it is at least the reciprocal,
+        # above 2 ** (shift - 7). So the grid check is the fraction's top 7 bits all zero, and no second multiply.
         shift = span_bits + 7
         reciprocal = -(-(1 << shift) // PENNY)
+        assert (PENNY * reciprocal - (1 << shift)) * L < (1 << span_bits) <= reciprocal
 
         base = [Signal(signed(34), name=f"base{s}") for s in range(S)]
         centred = Signal(S)
@@ -102,31 +110,33 @@ class DepthLadder(wiring.Component):
 
         def to_index(slot, price, centre, name):
             """Three registered stages: the price's offset in the slot's window (the middle when ``centre``), its
-            index, the grid check. Returns the last stage's registers: in window and on the grid (``ok``), below
-            the window, above it, the index."""
+            product by the reciprocal, the grid check and the index. Returns the last stage's registers: in window
+            and on the grid (``ok``), below the window, above it, the index."""
             offset = Signal(signed(34), name=f"{name}_offset")
             m.d.sync += offset.eq(Mux(centre, span // 2, price - base_of(slot)))
-            low = Signal(span_bits, name=f"{name}_low")
             below, above = Signal(name=f"{name}_below_b"), Signal(name=f"{name}_above_b")
-            index = Signal(index_bits + 1, name=f"{name}_index_b")
-            m.d.sync += [low.eq(offset[:span_bits]), below.eq(offset < 0), above.eq(offset >= span),
-                         index.eq((offset[:span_bits] * reciprocal) >> shift)]
+            product = Signal(shift + index_bits + 1, name=f"{name}_product")
+            m.d.sync += [below.eq(offset < 0), above.eq(offset >= span),
+                         product.eq(offset[:span_bits] * reciprocal)]
             ok, below_c, above_c = Signal(name=f"{name}_ok"), Signal(name=f"{name}_below"), Signal(name=f"{name}_above")
             index_c = Signal(index_bits, name=f"{name}_index")
-            m.d.sync += [ok.eq(~below & ~above & (index * PENNY == low)), below_c.eq(below), above_c.eq(above),
-                         index_c.eq(index)]
+            m.d.sync += [ok.eq(~below & ~above & (product[span_bits:shift] == 0)), below_c.eq(below),
+                         above_c.eq(above), index_c.eq(product[shift:])]
             return ok, below_c, above_c, index_c
 
         m.submodules.ladder = ladder = Memory(shape=_SHARES_BITS + _ORDERS_BITS, depth=2 * S * L, init=[])
         write = ladder.write_port()
         read = ladder.read_port()
-        current = read.data
+        # The read data is registered before anything uses it: the block RAM's clock-to-output and the route from
+        # its 24 blocks take most of a cycle on their own.
+        current = Signal(_SHARES_BITS + _ORDERS_BITS)
+        m.d.sync += current.eq(read.data)
         current_orders = current[_SHARES_BITS:]
 
-        # ---- Changes: offset, index, grid check and read, write. ----------------------------------------------
+        # ---- Changes: offset, index, grid check and read, read data, sum, write. -------------------------------
         names = ("valid", "slot", "side", "shares", "orders")
         stages = [[Signal(shape, name=f"change_{field}_{n}")
-                   for field, shape in zip(names, (1, range(S), 1, _SHARES_BITS, _ORDERS_BITS))] for n in range(4)]
+                   for field, shape in zip(names, (1, range(S), 1, _SHARES_BITS, _ORDERS_BITS))] for n in range(5)]
         source = [self.change_valid, self.change_slot, self.change_side, self.change_shares, self.change_orders]
         for stage in stages:
             m.d.sync += [register.eq(value) for register, value in zip(stage, source)]
@@ -149,16 +159,27 @@ class DepthLadder(wiring.Component):
         # Off the grid, or outside the side's better end: a search could pass over the order.
         with m.If(miss & ((~below & ~above) | Mux(side_c, below, above))):
             m.d.sync += unsafe.bit_select(Cat(side_c, slot_c), 1).eq(1)
-        write_address, write_now = Signal(range(2 * S * L)), Signal()
-        m.d.sync += [write_address.eq(change_address), write_now.eq(change_reads)]
-        m.d.comb += [
-            write.en.eq(write_now),
-            write.addr.eq(write_address),
-            write.data.eq(Cat((current[:_SHARES_BITS] + stages[3][3])[:_SHARES_BITS],
-                              (current_orders + stages[3][4])[:_ORDERS_BITS])),
-        ]
+        # The read (cycle 3) comes back in ``current`` at cycle 5, where the sum is formed; it is written at cycle 6.
+        # The read misses the writes of its own cycle and the next: with changes at least 2 cycles apart that is at
+        # most one write, the previous change's, whose sum is still in ``sum_value`` and is used instead.
+        read_address, fetched_address = Signal(range(2 * S * L)), Signal(range(2 * S * L))
+        fetched, summing, writing = Signal(), Signal(), Signal()
+        sum_address, sum_value = Signal(range(2 * S * L)), Signal(_SHARES_BITS + _ORDERS_BITS)
+        wrote = Signal(2)           # a write one cycle ago (bit 0), two cycles ago (bit 1)
+        m.d.sync += [read_address.eq(change_address), fetched_address.eq(read_address),
+                     fetched.eq(change_reads), summing.eq(fetched), writing.eq(summing),
+                     wrote.eq(Cat(writing, wrote[0]))]
+        stale = Signal()
+        m.d.comb += stale.eq(wrote.any() & (sum_address == fetched_address))
+        before = Mux(stale, sum_value, current)
+        with m.If(summing):
+            m.d.sync += [sum_address.eq(fetched_address),
+                         sum_value.eq(Cat((before[:_SHARES_BITS] + stages[4][3])[:_SHARES_BITS],
+                                          (before[_SHARES_BITS:] + stages[4][4])[:_ORDERS_BITS]))]
+        m.d.comb += [write.en.eq(writing), write.addr.eq(sum_address), write.data.eq(sum_value)]
 
-        # ---- Search: the start's index, then one price per free read cycle towards worse prices. ------------
+        # ---- Search: the start's index and price, then one price per free read cycle towards worse prices. ------
+        # The first read is 6 cycles after the start, when every change presented before the start is written.
         search_slot, search_side, inclusive = Signal(range(S)), Signal(), Signal()
         start_ok, _, _, start_index = to_index(self.search_slot, self.search_from, 0, "search")
         with m.If(self.search_start):
@@ -166,10 +187,14 @@ class DepthLadder(wiring.Component):
                          inclusive.eq(self.search_inclusive)]
         cursor = Signal(index_bits + 1)          # the next index to read; its top bit set: it left the window
         cursor_in = ~cursor[index_bits]
-        in_flight, in_flight_index = Signal(), Signal(index_bits)
-        found = in_flight & (current_orders != 0)
+        cursor_price = Signal(32)                # the price at ``cursor``
+        cursor_offset, slot_base = Signal(span_bits), Signal(signed(34))
+        # A read issued one cycle ago (its data at the RAM's output), two cycles ago (its data in ``current``).
+        in_flight, in_flight_price = Signal(2), [Signal(32, name=f"in_flight_price{n}") for n in range(2)]
+        found = in_flight[1] & (current_orders != 0)
         m.d.comb += read.addr.eq(change_address)
-        m.d.sync += [self.search_done.eq(0), in_flight.eq(0)]
+        m.d.sync += [self.search_done.eq(0), in_flight.eq(Cat(0, in_flight[0])),
+                     in_flight_price[1].eq(in_flight_price[0])]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.search_start & ~self.search_cancel):
@@ -189,20 +214,33 @@ class DepthLadder(wiring.Component):
                 with m.Else():
                     m.d.sync += cursor.eq(Mux(inclusive, start_index,
                                               Mux(search_side, start_index + 1, start_index - 1)))
-                    m.next = "SCAN"
+                    m.next = "CONVERT3"
+            with m.State("CONVERT3"):
+                m.d.sync += [cursor_offset.eq(cursor[:index_bits] * PENNY), slot_base.eq(base_of(search_slot))]
+                m.next = "CONVERT4"
+                with m.If(self.search_cancel):
+                    m.next = "IDLE"
+            with m.State("CONVERT4"):
+                m.d.sync += cursor_price.eq(slot_base + cursor_offset)
+                m.next = "SCAN"
+                with m.If(self.search_cancel):
+                    m.next = "IDLE"
             with m.State("SCAN"):
+                # A read goes out whenever the RAM is free, whether or not this cycle ends the search (its result is
+                # then not used), so the read address does not wait for the found check.
+                with m.If(~change_reads & cursor_in):
+                    m.d.comb += read.addr.eq(Cat(cursor[:index_bits], search_side, search_slot))
+                    m.d.sync += [in_flight[0].eq(1), in_flight_price[0].eq(cursor_price),
+                                 cursor.eq(Mux(search_side, cursor + 1, cursor - 1)),
+                                 cursor_price.eq(Mux(search_side, cursor_price + PENNY, cursor_price - PENNY))]
                 with m.If(self.search_cancel):
                     m.next = "IDLE"
                 with m.Elif(found):
                     m.d.sync += [self.search_done.eq(1), self.search_found.eq(1),
                                  self.found_shares.eq(current[:_SHARES_BITS]), self.found_orders.eq(current_orders),
-                                 self.found_price.eq(base_of(search_slot) + in_flight_index * PENNY)]
+                                 self.found_price.eq(in_flight_price[1])]
                     m.next = "IDLE"
-                with m.Elif(~cursor_in & ~in_flight):
+                with m.Elif(~cursor_in & ~in_flight.any()):
                     m.d.sync += [self.search_done.eq(1), self.search_found.eq(0)]
                     m.next = "IDLE"
-                with m.Elif(~change_reads & cursor_in):
-                    m.d.comb += read.addr.eq(Cat(cursor[:index_bits], search_side, search_slot))
-                    m.d.sync += [in_flight.eq(1), in_flight_index.eq(cursor[:index_bits]),
-                                 cursor.eq(Mux(search_side, cursor + 1, cursor - 1))]
         return m
