@@ -95,8 +95,9 @@ class BookBuilder(wiring.Component):
     ladder_ticks : int
         Penny prices per slot and side in the depth ladder (:class:`~.ladder.DepthLadder`, block RAM), a power of
         two (512: +/- $2.56 around the slot's first order); 0 (the default) for no ladder: kept levels are then
-        never refilled (see Notes). The ladder version is simulated and tested but does not meet timing or route
-        on ECP5 yet (docs/book_design.md, Timing), so the top level is built without it.
+        never refilled (see Notes). The ladder alone times at 158-181 MHz out of context, but the builder with it
+        does not synthesize yet (yosys's ABC step fails; docs/book_design.md, Timing), so the top level is built
+        without it.
 
     Attributes
     ----------
