@@ -64,6 +64,23 @@ class LadderModel:
         return (False,)
 
 
+async def search_inclusive(ctx, dut, slot, side, price):
+    """One inclusive search from ``price`` while nothing else happens; (found, price, shares, orders) at its end."""
+    ctx.set(dut.search_start, 1)
+    ctx.set(dut.search_slot, slot)
+    ctx.set(dut.search_side, side)
+    ctx.set(dut.search_from, price)
+    ctx.set(dut.search_inclusive, 1)
+    await ctx.tick()
+    ctx.set(dut.search_start, 0)
+    for _ in range(20):
+        if ctx.get(dut.search_done):
+            return (bool(ctx.get(dut.search_found)), ctx.get(dut.found_price), ctx.get(dut.found_shares),
+                    ctx.get(dut.found_orders))
+        await ctx.tick()
+    raise AssertionError(f"no search_done within 20 cycles (slot {slot}, side {side}, price {price})")
+
+
 def run_ladder(*, symbols, ticks, cycles, seed, change_rate, search_rate, cancel_rate=0.0):
     """Random changes (2 cycles apart or more) and searches; returns (searches checked, changes presented)."""
     rng = random.Random(seed)
@@ -164,20 +181,8 @@ def run_ladder(*, symbols, ticks, cycles, seed, change_rate, search_rate, cancel
             if not orders:
                 continue
             price = model.base[slot] + index * PENNY
-            ctx.set(dut.search_start, 1)
-            ctx.set(dut.search_slot, slot)
-            ctx.set(dut.search_side, side)
-            ctx.set(dut.search_from, price)
-            ctx.set(dut.search_inclusive, 1)
-            await ctx.tick()
-            ctx.set(dut.search_start, 0)
-            for _ in range(20):
-                if ctx.get(dut.search_done):
-                    break
-                await ctx.tick()
-            assert ctx.get(dut.search_done) and ctx.get(dut.search_found), (slot, side, index)
-            assert (ctx.get(dut.found_price), ctx.get(dut.found_shares), ctx.get(dut.found_orders)) == \
-                (price, shares, orders), (slot, side, index)
+            assert await search_inclusive(ctx, dut, slot, side, price) == (True, price, shares, orders), \
+                (slot, side, index)
             checked.append(True)
 
     sim = Simulator(dut)
@@ -211,18 +216,8 @@ def test_changes_every_other_cycle_on_one_price_then_none_is_lost():
                 ctx.set(dut.change_valid, 0)
                 await ctx.tick().repeat(spacing - 1)
             await ctx.tick().repeat(8)
-            ctx.set(dut.search_start, 1)
-            ctx.set(dut.search_from, price)
-            ctx.set(dut.search_inclusive, 1)
-            await ctx.tick()
-            ctx.set(dut.search_start, 0)
-            for _ in range(20):
-                if ctx.get(dut.search_done):
-                    break
-                await ctx.tick()
-            assert ctx.get(dut.search_found)
-            assert (ctx.get(dut.found_price), ctx.get(dut.found_shares), ctx.get(dut.found_orders)) == \
-                (price, sum(100 + n for n in range(40)), 40), spacing
+            assert await search_inclusive(ctx, dut, 0, 0, price) == \
+                (True, price, sum(100 + n for n in range(40)), 40), spacing
 
         sim = Simulator(dut)
         sim.add_clock(1e-8)
